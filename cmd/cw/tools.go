@@ -8,6 +8,7 @@ import (
 // toolCommands are the "cw tools <name>" subcommands; each registers itself with registerTool.
 var toolCommands = map[string]command{}
 
+//lint:ignore U1000 called by the init of each tools subcommand file.
 func registerTool(c command) {
 	if _, dup := toolCommands[c.name]; dup {
 		panic("BUG: cw tools subcommand registered twice: " + c.name)
