@@ -1,0 +1,201 @@
+package cpu
+
+import "fmt"
+
+// Act is an activation fused into the output of Conv and Gemm.
+type Act struct {
+	Kind     ActKind
+	Min, Max float32 // ActClip bounds
+}
+
+// ActKind names a fused activation.
+type ActKind uint8
+
+const (
+	ActNone ActKind = iota
+	ActRelu
+	ActClip
+)
+
+func (a Act) apply(v float32) float32 {
+	switch a.Kind {
+	case ActRelu:
+		if v < 0 {
+			return 0
+		}
+	case ActClip:
+		if v < a.Min {
+			return a.Min
+		}
+		if v > a.Max {
+			return a.Max
+		}
+	}
+	return v
+}
+
+// ConvParams describes an N-d convolution (N ≤ 3 spatial dims) in NCHW layout. Fewer spatial
+// dims are expressed by leading dims of size 1 (a 2-d conv has In[0] = Kernel[0] = Out[0] = 1).
+type ConvParams struct {
+	N, C, M  int // batch, input channels, output channels
+	Group    int
+	In       [3]int // input spatial dims (D, H, W)
+	Kernel   [3]int
+	Out      [3]int
+	Stride   [3]int
+	Dilation [3]int
+	PadBegin [3]int // padding before each spatial dim; the end padding is implied by Out
+	Act      Act
+}
+
+// Validate checks that the parameters agree with each other, so conv cannot index out of range.
+func (p *ConvParams) Validate() error {
+	if p.N < 0 || p.C <= 0 || p.M <= 0 || p.Group <= 0 || p.C%p.Group != 0 || p.M%p.Group != 0 {
+		return fmt.Errorf("conv: channels %d in, %d out do not divide into %d groups", p.C, p.M, p.Group)
+	}
+	for i := range 3 {
+		if p.In[i] <= 0 || p.Kernel[i] <= 0 || p.Out[i] <= 0 || p.Stride[i] <= 0 || p.Dilation[i] <= 0 || p.PadBegin[i] < 0 {
+			return fmt.Errorf("conv: bad spatial dim %d: in %v kernel %v out %v stride %v dilation %v pad %v",
+				i, p.In, p.Kernel, p.Out, p.Stride, p.Dilation, p.PadBegin)
+		}
+	}
+	return nil
+}
+
+// XLen, WLen and YLen are the element counts of the input, weight and output tensors.
+func (p *ConvParams) XLen() int { return p.N * p.C * p.In[0] * p.In[1] * p.In[2] }
+func (p *ConvParams) WLen() int {
+	return p.M * (p.C / p.Group) * p.Kernel[0] * p.Kernel[1] * p.Kernel[2]
+}
+func (p *ConvParams) YLen() int { return p.N * p.M * p.Out[0] * p.Out[1] * p.Out[2] }
+
+// validRange returns the output positions [lo, hi) along one dim whose input index
+// o*stride - pad + k*dil falls inside [0, in).
+func validRange(in, out, stride, pad, koff int) (lo, hi int) {
+	// o*stride >= pad - koff
+	s := pad - koff
+	if s > 0 {
+		lo = (s + stride - 1) / stride
+	}
+	// o*stride <= in - 1 + pad - koff
+	e := in - 1 + pad - koff
+	if e < 0 {
+		return 0, 0
+	}
+	hi = e/stride + 1
+	hi = min(hi, out)
+	if lo > hi {
+		lo = hi
+	}
+	return lo, hi
+}
+
+// conv computes y = act(conv(x, w) + b). b may be nil. Sums are accumulated in float64 in a
+// fixed order (input channel, then kernel position) and rounded once to float32, so the result
+// is the exact sum correctly rounded in nearly all cases: closer to the mathematical value than
+// PyTorch's fp32 blocked sums, and independent of the number of cores.
+// Callers check p.Validate and the slice lengths first.
+// Timing: exec thread; parallel over (image, output channel); allocates one float64 row per chunk.
+func conv(p *ConvParams, x, w, b, y []float32) {
+	cg := p.C / p.Group
+	mg := p.M / p.Group
+	inSp := p.In[0] * p.In[1] * p.In[2]
+	outSp := p.Out[0] * p.Out[1] * p.Out[2]
+	kSp := p.Kernel[0] * p.Kernel[1] * p.Kernel[2]
+	ID, IH, IW := p.In[0], p.In[1], p.In[2]
+	OD, OH, OW := p.Out[0], p.Out[1], p.Out[2]
+	grain := max(1, (1<<16)/max(1, outSp*cg*kSp))
+	parallelFor(p.N*p.M, grain, func(lo, hi int) {
+		acc := make([]float64, outSp)
+		for nm := lo; nm < hi; nm++ {
+			n, m := nm/p.M, nm%p.M
+			g := m / mg
+			clear(acc)
+			for ic := 0; ic < cg; ic++ {
+				xc := x[(n*p.C+g*cg+ic)*inSp:][:inSp]
+				wc := w[(m*cg+ic)*kSp:][:kSp]
+				for kd := 0; kd < p.Kernel[0]; kd++ {
+					dlo, dhi := validRange(ID, OD, p.Stride[0], p.PadBegin[0], kd*p.Dilation[0])
+					for kh := 0; kh < p.Kernel[1]; kh++ {
+						hlo, hhi := validRange(IH, OH, p.Stride[1], p.PadBegin[1], kh*p.Dilation[1])
+						for kw := 0; kw < p.Kernel[2]; kw++ {
+							wlo, whi := validRange(IW, OW, p.Stride[2], p.PadBegin[2], kw*p.Dilation[2])
+							if wlo >= whi {
+								continue
+							}
+							wv := float64(wc[(kd*p.Kernel[1]+kh)*p.Kernel[2]+kw])
+							for od := dlo; od < dhi; od++ {
+								id := od*p.Stride[0] - p.PadBegin[0] + kd*p.Dilation[0]
+								for oh := hlo; oh < hhi; oh++ {
+									ih := oh*p.Stride[1] - p.PadBegin[1] + kh*p.Dilation[1]
+									xrow := xc[(id*IH+ih)*IW:][:IW]
+									arow := acc[(od*OH+oh)*OW:][:OW]
+									iw0 := wlo*p.Stride[2] - p.PadBegin[2] + kw*p.Dilation[2]
+									if p.Stride[2] == 1 {
+										xs := xrow[iw0:][:whi-wlo]
+										as := arow[wlo:whi]
+										for i, v := range xs {
+											as[i] += wv * float64(v)
+										}
+									} else {
+										s := p.Stride[2]
+										for ow, iw := wlo, iw0; ow < whi; ow, iw = ow+1, iw+s {
+											arow[ow] += wv * float64(xrow[iw])
+										}
+									}
+								}
+							}
+						}
+					}
+				}
+			}
+			bias := 0.0
+			if b != nil {
+				bias = float64(b[m])
+			}
+			yc := y[nm*outSp:][:outSp]
+			for i, v := range acc {
+				yc[i] = p.Act.apply(float32(v + bias))
+			}
+		}
+	})
+}
+
+// convRef is the naive definition, used by tests only.
+func convRef(p *ConvParams, x, w, b, y []float32) {
+	cg, mg := p.C/p.Group, p.M/p.Group
+	for n := 0; n < p.N; n++ {
+		for m := 0; m < p.M; m++ {
+			g := m / mg
+			for od := 0; od < p.Out[0]; od++ {
+				for oh := 0; oh < p.Out[1]; oh++ {
+					for ow := 0; ow < p.Out[2]; ow++ {
+						s := 0.0
+						if b != nil {
+							s = float64(b[m])
+						}
+						for ic := 0; ic < cg; ic++ {
+							c := g*cg + ic
+							for kd := 0; kd < p.Kernel[0]; kd++ {
+								for kh := 0; kh < p.Kernel[1]; kh++ {
+									for kw := 0; kw < p.Kernel[2]; kw++ {
+										id := od*p.Stride[0] - p.PadBegin[0] + kd*p.Dilation[0]
+										ih := oh*p.Stride[1] - p.PadBegin[1] + kh*p.Dilation[1]
+										iw := ow*p.Stride[2] - p.PadBegin[2] + kw*p.Dilation[2]
+										if id < 0 || id >= p.In[0] || ih < 0 || ih >= p.In[1] || iw < 0 || iw >= p.In[2] {
+											continue
+										}
+										xv := x[(((n*p.C+c)*p.In[0]+id)*p.In[1]+ih)*p.In[2]+iw]
+										wv := w[(((m*cg+ic)*p.Kernel[0]+kd)*p.Kernel[1]+kh)*p.Kernel[2]+kw]
+										s += float64(xv) * float64(wv)
+									}
+								}
+							}
+						}
+						y[(((n*p.M+m)*p.Out[0]+od)*p.Out[1]+oh)*p.Out[2]+ow] = p.Act.apply(float32(s))
+					}
+				}
+			}
+		}
+	}
+}

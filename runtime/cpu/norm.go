@@ -1,0 +1,82 @@
+package cpu
+
+import "math"
+
+// softmax normalizes x viewed as [outer, n, inner] along n: exp(x - max) / sum, in float64.
+// Timing: exec thread; parallel over outer.
+func softmax(outer, n, inner int, x, y []float32) {
+	parallelFor(outer, max(1, 4096/max(1, n*inner)), func(lo, hi int) {
+		tmp := make([]float64, n)
+		for o := lo; o < hi; o++ {
+			base := o * n * inner
+			for in := 0; in < inner; in++ {
+				m := math.Inf(-1)
+				for k := 0; k < n; k++ {
+					m = math.Max(m, float64(x[base+k*inner+in]))
+				}
+				s := 0.0
+				for k := 0; k < n; k++ {
+					e := math.Exp(float64(x[base+k*inner+in]) - m)
+					tmp[k] = e
+					s += e
+				}
+				for k := 0; k < n; k++ {
+					y[base+k*inner+in] = float32(tmp[k] / s)
+				}
+			}
+		}
+	})
+}
+
+// layerNorm normalizes each of outer rows of n elements: (x - mean) / sqrt(var + eps) * scale
+// + bias, with population variance in float64. scale and bias have n elements (bias may be
+// nil); mean and invStd (outer elements each) may be nil.
+// Timing: exec thread; parallel over rows.
+func layerNorm(outer, n int, eps float32, x, scale, bias, y, mean, invStd []float32) {
+	parallelFor(outer, max(1, 4096/max(1, n)), func(lo, hi int) {
+		for o := lo; o < hi; o++ {
+			row := x[o*n:][:n]
+			s := 0.0
+			for _, v := range row {
+				s += float64(v)
+			}
+			mu := s / float64(n)
+			q := 0.0
+			for _, v := range row {
+				d := float64(v) - mu
+				q += d * d
+			}
+			inv := 1 / math.Sqrt(q/float64(n)+float64(eps))
+			out := y[o*n:][:n]
+			for i, v := range row {
+				r := (float64(v) - mu) * inv * float64(scale[i])
+				if bias != nil {
+					r += float64(bias[i])
+				}
+				out[i] = float32(r)
+			}
+			if mean != nil {
+				mean[o] = float32(mu)
+			}
+			if invStd != nil {
+				invStd[o] = float32(inv)
+			}
+		}
+	})
+}
+
+// batchNorm applies inference-mode batch normalization to x viewed as [n, c, sp].
+// Timing: exec thread; parallel over (image, channel).
+func batchNorm(n, c, sp int, eps float32, x, scale, bias, mean, variance, y []float32) {
+	parallelFor(n*c, max(1, 4096/max(1, sp)), func(lo, hi int) {
+		for nc := lo; nc < hi; nc++ {
+			ch := nc % c
+			inv := float64(scale[ch]) / math.Sqrt(float64(variance[ch])+float64(eps))
+			mu, b := float64(mean[ch]), float64(bias[ch])
+			xs, ys := x[nc*sp:][:sp], y[nc*sp:][:sp]
+			for i, v := range xs {
+				ys[i] = float32((float64(v)-mu)*inv + b)
+			}
+		}
+	})
+}
