@@ -1,0 +1,51 @@
+// Package wire is clockwork's binary protocol: the frame format, every message of the worker
+// link (controller ↔ worker) and the client link (client ↔ controller), their zero-allocation
+// codecs, and the framed connection that carries them.
+//
+// # Wire format
+//
+// Little-endian everywhere. A frame is a fixed 40-byte frame header, then a typed message header
+// of hdr_len bytes (fixed-layout fields; variable fields are a uint16 length and bytes, or a
+// uint16 count and elements), then an optional raw payload of pay_len bytes (tensor bytes, or an
+// uploaded model file).
+//
+//	0      2    3    4       6       8               16              24              32        36        40
+//	+------+----+----+-------+-------+---------------+---------------+---------------+---------+---------+
+//	|magic |ver |type| flags | rsvd  |      id       |    sent_ns    | min_delta_ns  | hdr_len | pay_len |
+//	|"CW"  | 1  |    | 0     | 0     |  request or   | sender's wire | sender's min  |  ≤ 2 MiB| ≤ 1 GiB |
+//	|u16   |u8  |u8  | u16   | u16   |  action id    | clock, i64 ns | rx delta, i64 |  u32    |  u32    |
+//	+------+----+----+-------+-------+---------------+---------------+---------------+---------+---------+
+//	| message header (hdr_len bytes): the fields of the message type, in declaration order      |
+//	+-------------------------------------------------------------------------------------------+
+//	| payload (pay_len bytes): raw bytes, read by the consumer straight into its own buffer       |
+//	+-------------------------------------------------------------------------------------------+
+//
+// The message types and their fields are the exported structs (Hello … Response); the exact bytes
+// of each are pinned by testdata/golden. A connection begins with Hello each way (magic and
+// version are in its frame header; another version is answered with Goodbye{StatusVersionMismatch}
+// and a close), then Auth each way when either side has a shared secret, then anything. It ends
+// with Goodbye.
+//
+// Times on the wire are int64 nanoseconds, named …Ns, in a named clock domain: frame headers carry
+// the sender's clock (ClockUnixMono); worker-link actions carry the worker's clock; client-link
+// messages the controller's. ClockSync estimates a peer's offset from the frame headers.
+//
+// # Codecs
+//
+// Each message type X has AppendX(dst, *X) []byte and (*X).Decode(src) (tail, error), and
+// implements Message. Decoding into a reused message allocates nothing once its slices have
+// grown. Every length and count is checked against a named maximum (MaxHeaderLen, MaxPayloadLen,
+// MaxNameLen, MaxModels, …) and against the bytes present before anything is copied; a decode
+// error leaves the message unspecified and wraps one sentinel from errors.go. Encoders panic
+// (BUG) on values over a maximum: validating input is the caller's job, silently truncating is
+// never right.
+//
+// # Concurrency
+//
+// Codecs are pure functions of their arguments: no clock, no goroutines, no logging, no globals.
+//
+// # Ownership
+//
+// Decoded messages copy what they keep; they never alias the source buffer. Never keep a slice of
+// a connection's read buffer after the call that lent it returns.
+package wire
