@@ -111,7 +111,6 @@ func (g *gpu) poison(t testing.TB, p uint64, words int) {
 	g.sync(t)
 }
 
-
 func (g *gpu) download(t testing.TB, p uint64, n int) []float32 {
 	x := make([]float32, n)
 	g.get(t, p, f32Bytes(x))
