@@ -538,10 +538,26 @@ func (s *Scheduler) updateUnmet(m *model) {
 func (s *Scheduler) scheduleAll(now int64) {
 	s.candGPU = s.candGPU[:0]
 	for _, g := range s.gpus {
-		if g.alive {
+		if g.alive && g.hasWork(s.cfg.Classes) {
 			s.candGPU = append(s.candGPU, g.id)
 		}
 	}
+	s.fill(now)
+	s.scheduleLoads(now)
+}
+
+func (g *gpu) hasWork(classes int) bool {
+	for c := range classes {
+		if len(g.ready[c].items) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// scheduleGPU fills one GPU (after its result), then looks for LOADs.
+func (s *Scheduler) scheduleGPU(now int64, g *gpu) {
+	s.candGPU = append(s.candGPU[:0], g.id)
 	s.fill(now)
 	s.scheduleLoads(now)
 }
@@ -756,6 +772,9 @@ func (s *Scheduler) result(now int64, ev *Event) {
 		} else {
 			g.exec.done(ev.Action, now)
 			s.requeueBatch(now, f, StatusCannotMeetSLO)
+			s.freeFlight(fi)
+			s.scheduleAll(now) // requeued requests may go to any GPU
+			return
 		}
 		s.freeFlight(fi)
 	case ActLoad:
@@ -776,7 +795,7 @@ func (s *Scheduler) result(now int64, ev *Event) {
 			s.rekey(m, c)
 		}
 	}
-	s.scheduleAll(now)
+	s.scheduleGPU(now, g)
 }
 
 // scheduleLoads issues LOADs for the models with the most unmet demand while GPUs have LOAD
