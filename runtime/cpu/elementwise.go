@@ -208,10 +208,10 @@ func newBroadcast(a, b []int) (*Broadcast, error) {
 	return p, nil
 }
 
-// binary computes y = a op b elementwise over the planned broadcast, for any element type.
+// binaryT computes y = a op b elementwise over the planned broadcast, for any element type.
 // Integer Div truncates toward zero; Pow is evaluated in float64 and converted back.
 // Timing: exec thread; parallel over outer rows.
-func binary[T number](op BinaryOp, p *Broadcast, a, b, y []T) {
+func binaryT[T number](op BinaryOp, p *Broadcast, a, b, y []T) {
 	rows := 1
 	for _, d := range p.outer {
 		rows *= d

@@ -205,7 +205,7 @@ func TestBinaryBroadcast(t *testing.T) {
 				}
 			}
 			got := make([]float32, pl.Len)
-			binary(op, pl, a, b, got)
+			binaryT(op, pl, a, b, got)
 			// naive: index by unravelled coordinates
 			sa, sb := broadcastStrides(tc.a, pl.Out), broadcastStrides(tc.b, pl.Out)
 			for o := range got {
@@ -255,7 +255,7 @@ func TestPoolsMatchNaive(t *testing.T) {
 			outN := p.NC * numel(p.Out[:])
 			gotMax, gotAvg := make([]float32, outN), make([]float32, outN)
 			idx := make([]int64, outN)
-			maxPool(&p, x, gotMax, idx)
+			maxPool(&p, float32(math.Inf(-1)), x, gotMax, idx)
 			avgPool(&p, x, gotAvg)
 			H, W := p.In[1], p.In[2]
 			for c := 0; c < p.NC; c++ {

@@ -80,3 +80,28 @@ func batchNorm(n, c, sp int, eps float32, x, scale, bias, mean, variance, y []fl
 		}
 	})
 }
+
+// batchStats returns the per-channel mean and population variance of x viewed as [n, c, sp]
+// (BatchNormalization in training mode), in float64 rounded once.
+func batchStats(n, c, sp int, x []float32) (mean, variance []float32) {
+	mean, variance = make([]float32, c), make([]float32, c)
+	cnt := float64(n * sp)
+	for ch := 0; ch < c; ch++ {
+		s := 0.0
+		for i := 0; i < n; i++ {
+			for _, v := range x[(i*c+ch)*sp:][:sp] {
+				s += float64(v)
+			}
+		}
+		mu := s / cnt
+		q := 0.0
+		for i := 0; i < n; i++ {
+			for _, v := range x[(i*c+ch)*sp:][:sp] {
+				d := float64(v) - mu
+				q += d * d
+			}
+		}
+		mean[ch], variance[ch] = float32(mu), float32(q/cnt)
+	}
+	return mean, variance
+}

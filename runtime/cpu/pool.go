@@ -13,6 +13,9 @@ type PoolParams struct {
 	Dilation [3]int
 	PadBegin [3]int
 	PadEnd   [3]int // explicit end padding; ceil_mode windows may run past it
+	// ColMajorIndices numbers MaxPool's indices column-major within each channel (ONNX
+	// storage_order 1; at most 2 spatial dims).
+	ColMajorIndices bool
 	// CountIncludePad divides an average by the window size clipped to the padded input
 	// (PyTorch and the ONNX reference), instead of by the number of real input elements.
 	CountIncludePad bool
@@ -21,7 +24,7 @@ type PoolParams struct {
 // maxPool writes the window maxima to y and, if idx is not nil, the flat NCDHW index of each
 // maximum (the first one on ties) to idx, as ONNX MaxPool's Indices output (storage_order 0).
 // Timing: exec thread; parallel over channels.
-func maxPool(p *PoolParams, x, y []float32, idx []int64) {
+func maxPool[T number](p *PoolParams, lowest T, x, y []T, idx []int64) {
 	inSp := p.In[0] * p.In[1] * p.In[2]
 	outSp := p.Out[0] * p.Out[1] * p.Out[2]
 	parallelFor(p.NC, max(1, 4096/max(1, outSp)), func(lo, hi int) {
@@ -30,7 +33,7 @@ func maxPool(p *PoolParams, x, y []float32, idx []int64) {
 			for od := 0; od < p.Out[0]; od++ {
 				for oh := 0; oh < p.Out[1]; oh++ {
 					for ow := 0; ow < p.Out[2]; ow++ {
-						best := float32(math.Inf(-1))
+						best := lowest
 						bi := -1
 						for kd := 0; kd < p.Kernel[0]; kd++ {
 							id := od*p.Stride[0] - p.PadBegin[0] + kd*p.Dilation[0]
@@ -61,7 +64,11 @@ func maxPool(p *PoolParams, x, y []float32, idx []int64) {
 						o := c*outSp + (od*p.Out[1]+oh)*p.Out[2] + ow
 						y[o] = best
 						if idx != nil {
-							idx[o] = int64(c*inSp + max(bi, 0))
+							bi = max(bi, 0)
+							if p.ColMajorIndices {
+								bi = (bi%p.In[2])*p.In[1] + bi/p.In[2]
+							}
+							idx[o] = int64(c*inSp + bi)
 						}
 					}
 				}
