@@ -60,12 +60,12 @@ func BenchmarkH2DPages(b *testing.B) {
 		}
 		modelWall = append(modelWall, int64(time.Since(t0)))
 		// The same pages enqueued back to back, one wait at the end (event-timed).
-		if err := d.drv.eventRecord(ls.start, s); err != nil {
+		if err := d.drv.eventRecord(ls.c, ls.start, s); err != nil {
 			b.Fatal(err)
 		}
 		for off := 0; off < model; off += page {
 			n := min(page, model-off)
-			if err := d.drv.memcpyHtoDAsync(dst+uint64(off), unsafe.Pointer(&src[off]), n, s); err != nil {
+			if err := d.drv.memcpyHtoDAsync(ls.c, dst+uint64(off), unsafe.Pointer(&src[off]), n, s); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -111,11 +111,11 @@ func BenchmarkLaunch(b *testing.B) {
 	defer hundred.close()
 	ls := d.lanes[device.LaneExec]
 	wait := func() {
-		if err := d.drv.eventRecord(ls.end, s); err != nil {
+		if err := d.drv.eventRecord(ls.c, ls.end, s); err != nil {
 			b.Fatal(err)
 		}
 		for {
-			done, err := d.drv.eventQuery(ls.end)
+			done, err := d.drv.eventQuery(ls.c, ls.end)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -192,7 +192,7 @@ func BenchmarkGraphReplayTail(b *testing.B) {
 		b.Fatal(err)
 	}
 	gr, err := d.capture(func(s uintptr) error {
-		if err := d.drv.eventRecord(evA, s); err != nil {
+		if err := d.drv.eventRecordExternal(evA, s); err != nil {
 			return err
 		}
 		for i := range 20 {
@@ -204,7 +204,7 @@ func BenchmarkGraphReplayTail(b *testing.B) {
 				return err
 			}
 		}
-		return d.drv.eventRecord(evB, s)
+		return d.drv.eventRecordExternal(evB, s)
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -217,7 +217,8 @@ func BenchmarkGraphReplayTail(b *testing.B) {
 	for range 200 { // warm up clocks
 		gr.launch()
 	}
-	d.drv.eventSynchronize(evB)
+	c := d.lanes[device.LaneExec].c
+	d.drv.eventSynchronize(c, evB)
 	b.ResetTimer()
 	for range b.N {
 		for range runs {
@@ -225,11 +226,11 @@ func BenchmarkGraphReplayTail(b *testing.B) {
 			if err := gr.launch(); err != nil {
 				b.Fatal(err)
 			}
-			if err := d.drv.eventSynchronize(evB); err != nil {
+			if err := d.drv.eventSynchronize(c, evB); err != nil {
 				b.Fatal(err)
 			}
 			wall = append(wall, int64(time.Since(t0)))
-			ns, err := d.drv.elapsedNs(ms, evA, evB)
+			ns, err := d.drv.elapsedNs(c, ms, evA, evB)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -282,7 +283,7 @@ func BenchmarkGemm4096(b *testing.B) {
 		}
 		var ts []int64
 		for range 30 {
-			d.drv.eventRecord(ls.start, s)
+			d.drv.eventRecord(ls.c, ls.start, s)
 			if err := f(); err != nil {
 				b.Fatal(err)
 			}
@@ -302,7 +303,7 @@ func BenchmarkGemm4096(b *testing.B) {
 				a, bb, c = a16, b16, c16
 			}
 			b.ReportMetric(timeIt(func() error { return h.gemm(p, m, m, m, a, bb, c) }), "cublas-"+p.String()+"-TFLOP/s")
-			lg, err := newLtGemm(lt, p, m, m, m, ws, 64<<20)
+			lg, err := newLtGemm(lt, ls.c, p, m, m, m, ws, 64<<20)
 			if err != nil {
 				b.Fatal(err)
 			}

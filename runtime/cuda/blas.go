@@ -93,12 +93,13 @@ type blasHandle struct {
 	lib       *blasLib
 	h         uintptr
 	one, zero *float32 // heap scalars for alpha and beta (host pointer mode)
+	c         *caller  // the owning lane's
 }
 
 // newBLAS creates a handle on stream with a fixed workspace (so no allocation happens at run
 // time or during graph capture). The device's context must be current.
-func newBLAS(l *blasLib, stream uintptr, ws uint64, wsBytes int64) (*blasHandle, error) {
-	h := &blasHandle{lib: l, one: new(float32), zero: new(float32)}
+func newBLAS(l *blasLib, c *caller, stream uintptr, ws uint64, wsBytes int64) (*blasHandle, error) {
+	h := &blasHandle{lib: l, one: new(float32), zero: new(float32), c: c}
 	*h.one = 1
 	if err := l.check("cublasCreate_v2", call(l.create, uintptr(unsafe.Pointer(&h.h)))); err != nil {
 		return nil, err
@@ -138,7 +139,7 @@ func (h *blasHandle) gemm(p Precision, m, n, k int, a, b, c uint64) error {
 	case FP16:
 		typ = cudaR16F
 	}
-	r := call(h.lib.gemmEx, h.h, cublasOpN, cublasOpN, uintptr(n), uintptr(m), uintptr(k),
+	r := h.c.call(h.lib.gemmEx, h.h, cublasOpN, cublasOpN, uintptr(n), uintptr(m), uintptr(k),
 		uintptr(unsafe.Pointer(h.one)), uintptr(b), typ, uintptr(n), uintptr(a), typ, uintptr(k),
 		uintptr(unsafe.Pointer(h.zero)), uintptr(c), typ, uintptr(n), compute, gemmAlgoDefault)
 	if r != 0 {
@@ -206,12 +207,13 @@ type ltGemm struct {
 	ws                     uint64
 	wsBytes                int64
 	m, n, k                int
+	c                      *caller // the owning lane's; nil allocates
 }
 
 // newLtGemm prepares C = A·B (row-major, M×K by K×N) at precision p. ws is device memory of
-// wsBytes the algorithm may use.
-func newLtGemm(l *ltLib, p Precision, m, n, k int, ws uint64, wsBytes int64) (g *ltGemm, err error) {
-	g = &ltGemm{lib: l, one: new(float32), zero: new(float32), ws: ws, wsBytes: wsBytes, m: m, n: n, k: k, algo: new(ltHeuristic)}
+// wsBytes the algorithm may use; c is the caller of the lane that will run it.
+func newLtGemm(l *ltLib, c *caller, p Precision, m, n, k int, ws uint64, wsBytes int64) (g *ltGemm, err error) {
+	g = &ltGemm{lib: l, one: new(float32), zero: new(float32), ws: ws, wsBytes: wsBytes, m: m, n: n, k: k, algo: new(ltHeuristic), c: c}
 	*g.one = 1
 	defer func() {
 		if err != nil {
@@ -262,7 +264,7 @@ func newLtGemm(l *ltLib, p Precision, m, n, k int, ws uint64, wsBytes int64) (g 
 
 // run enqueues the matmul on stream. Timing: exec thread; no allocation.
 func (g *ltGemm) run(a, b, c uint64, stream uintptr) error {
-	r := call(g.lib.matmul, g.handle, g.desc, uintptr(unsafe.Pointer(g.one)), uintptr(b), g.la, uintptr(a), g.lb,
+	r := g.c.call(g.lib.matmul, g.handle, g.desc, uintptr(unsafe.Pointer(g.one)), uintptr(b), g.la, uintptr(a), g.lb,
 		uintptr(unsafe.Pointer(g.zero)), uintptr(c), g.lc, uintptr(c), g.lc, uintptr(unsafe.Pointer(g.algo)),
 		uintptr(g.ws), uintptr(g.wsBytes), stream)
 	if r != 0 {

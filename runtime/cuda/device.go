@@ -57,6 +57,7 @@ type Device struct {
 type laneState struct {
 	start, end uintptr // CUevents
 	ms         *float32
+	c          *caller
 }
 
 var (
@@ -85,7 +86,7 @@ func (b *Backend) openDevice(idx, ord int, regionBytes int64) (_ *Device, err er
 			d.release()
 		}
 	}()
-	if err = drv.setCurrent(d.ctx); err != nil {
+	if err = drv.setCurrent(nil, d.ctx); err != nil {
 		return nil, err
 	}
 	name, err := drv.deviceName(dv)
@@ -116,7 +117,7 @@ func (b *Backend) openDevice(idx, ord int, regionBytes int64) (_ *Device, err er
 		if d.streams[l], err = drv.streamCreate(prio); err != nil {
 			return nil, err
 		}
-		ls := &laneState{ms: new(float32)}
+		ls := &laneState{ms: new(float32), c: newCaller()}
 		d.lanes[l] = ls
 		if ls.start, err = drv.eventCreate(cuEventDefault); err != nil {
 			return nil, err
@@ -132,7 +133,7 @@ func (b *Backend) openDevice(idx, ord int, regionBytes int64) (_ *Device, err er
 	if d.mod, err = drv.moduleLoadData(cubin); err != nil {
 		return nil, err
 	}
-	if d.k, err = newKernelSet(drv, d.mod, d.sms); err != nil {
+	if d.k, err = newKernelSet(drv, d.mod, d.sms, d.lanes[device.LaneExec].c); err != nil {
 		return nil, err
 	}
 	if d.blasWs, err = drv.memAlloc(blasWorkspaceBytes); err != nil {
@@ -191,11 +192,11 @@ func (d *Device) begin(lane device.Lane) (uintptr, *laneState, error) {
 	if lane >= device.NumLanes {
 		return 0, nil, fmt.Errorf("cuda device %d: %w: %d", d.ord, errLane, lane)
 	}
-	if err := d.drv.setCurrent(d.ctx); err != nil {
+	s, ls := d.streams[lane], d.lanes[lane]
+	if err := d.drv.setCurrent(ls.c, d.ctx); err != nil {
 		return 0, nil, err
 	}
-	s, ls := d.streams[lane], d.lanes[lane]
-	if err := d.drv.eventRecord(ls.start, s); err != nil {
+	if err := d.drv.eventRecord(ls.c, ls.start, s); err != nil {
 		return 0, nil, err
 	}
 	return s, ls, nil
@@ -203,14 +204,14 @@ func (d *Device) begin(lane device.Lane) (uintptr, *laneState, error) {
 
 // finish records the end event, waits for it and returns the span.
 func (d *Device) finish(s uintptr, ls *laneState) (device.Span, error) {
-	if err := d.drv.eventRecord(ls.end, s); err != nil {
+	if err := d.drv.eventRecord(ls.c, ls.end, s); err != nil {
 		return device.Span{}, err
 	}
-	if err := d.drv.eventSynchronize(ls.end); err != nil {
+	if err := d.drv.eventSynchronize(ls.c, ls.end); err != nil {
 		return device.Span{}, err
 	}
 	end := d.b.now()
-	ns, err := d.drv.elapsedNs(ls.ms, ls.start, ls.end)
+	ns, err := d.drv.elapsedNs(ls.c, ls.ms, ls.start, ls.end)
 	if err != nil {
 		return device.Span{}, err
 	}
@@ -230,7 +231,7 @@ func (d *Device) CopyIn(lane device.Lane, dst device.Ptr, src []byte) (device.Sp
 		return device.Span{}, err
 	}
 	if len(src) > 0 {
-		if err := d.drv.memcpyHtoDAsync(uint64(dst), unsafe.Pointer(&src[0]), len(src), s); err != nil {
+		if err := d.drv.memcpyHtoDAsync(ls.c, uint64(dst), unsafe.Pointer(&src[0]), len(src), s); err != nil {
 			return device.Span{}, err
 		}
 	}
@@ -250,7 +251,7 @@ func (d *Device) CopyOut(lane device.Lane, dst []byte, src device.Ptr) (device.S
 		return device.Span{}, err
 	}
 	if len(dst) > 0 {
-		if err := d.drv.memcpyDtoHAsync(unsafe.Pointer(&dst[0]), uint64(src), len(dst), s); err != nil {
+		if err := d.drv.memcpyDtoHAsync(ls.c, unsafe.Pointer(&dst[0]), uint64(src), len(dst), s); err != nil {
 			return device.Span{}, err
 		}
 	}
@@ -269,7 +270,7 @@ func (d *Device) CopyDevice(lane device.Lane, dst, src device.Ptr, n int) (devic
 		return device.Span{}, err
 	}
 	if n > 0 {
-		if err := d.drv.memcpyDtoDAsync(uint64(dst), uint64(src), n, s); err != nil {
+		if err := d.drv.memcpyDtoDAsync(ls.c, uint64(dst), uint64(src), n, s); err != nil {
 			return device.Span{}, err
 		}
 	}
@@ -281,7 +282,7 @@ func (d *Device) CopyDevice(lane device.Lane, dst, src device.Ptr, n int) (devic
 func (d *Device) RegisterHost(b []byte) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := d.drv.setCurrent(d.ctx); err != nil {
+	if err := d.drv.setCurrent(nil, d.ctx); err != nil {
 		return err
 	}
 	if err := d.drv.hostRegister(b); err != nil {
@@ -294,7 +295,7 @@ func (d *Device) RegisterHost(b []byte) error {
 func (d *Device) UnregisterHost(b []byte) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := d.drv.setCurrent(d.ctx); err != nil {
+	if err := d.drv.setCurrent(nil, d.ctx); err != nil {
 		return err
 	}
 	return d.drv.hostUnregister(b)
@@ -314,10 +315,10 @@ func (d *Device) blasHandle() (*blasHandle, error) {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := d.drv.setCurrent(d.ctx); err != nil {
+	if err := d.drv.setCurrent(nil, d.ctx); err != nil {
 		return nil, err
 	}
-	d.blas, err = newBLAS(l, d.streams[device.LaneExec], d.blasWs, blasWorkspaceBytes)
+	d.blas, err = newBLAS(l, d.lanes[device.LaneExec].c, d.streams[device.LaneExec], d.blasWs, blasWorkspaceBytes)
 	return d.blas, err
 }
 
@@ -333,10 +334,10 @@ func (d *Device) dnnHandle() (*dnnHandle, error) {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := d.drv.setCurrent(d.ctx); err != nil {
+	if err := d.drv.setCurrent(nil, d.ctx); err != nil {
 		return nil, err
 	}
-	d.dnn, err = newDNN(l, d.streams[device.LaneExec])
+	d.dnn, err = newDNN(l, d.lanes[device.LaneExec].c, d.streams[device.LaneExec])
 	return d.dnn, err
 }
 
@@ -351,7 +352,7 @@ func (d *Device) Close() error {
 	d.closed = true
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := d.drv.setCurrent(d.ctx); err != nil {
+	if err := d.drv.setCurrent(nil, d.ctx); err != nil {
 		return err
 	}
 	return d.release()

@@ -122,10 +122,11 @@ type dnnHandle struct {
 	lib       *dnnLib
 	h         uintptr
 	one, zero *float32 // alpha/beta for float tensors (cuDNN also reads float for half)
+	c         *caller  // the owning lane's
 }
 
-func newDNN(l *dnnLib, stream uintptr) (*dnnHandle, error) {
-	h := &dnnHandle{lib: l, one: new(float32), zero: new(float32)}
+func newDNN(l *dnnLib, c *caller, stream uintptr) (*dnnHandle, error) {
+	h := &dnnHandle{lib: l, one: new(float32), zero: new(float32), c: c}
 	*h.one = 1
 	if err := l.check("cudnnCreate", call(l.create, uintptr(unsafe.Pointer(&h.h)))); err != nil {
 		return nil, err
@@ -288,7 +289,7 @@ func (h *dnnHandle) prepareConv(p Precision, s ConvShape, wsLimit int64) (cp *co
 // run enqueues y = conv(x, w) on the handle's stream. Timing: exec thread; no allocation.
 func (cp *convPlan) run(x, w, y, ws uint64) error {
 	h := cp.h
-	r := call(h.lib.convFwd, h.h, uintptr(unsafe.Pointer(h.one)), cp.x, uintptr(x), cp.w, uintptr(w), cp.conv, uintptr(cp.Algo),
+	r := h.c.call(h.lib.convFwd, h.h, uintptr(unsafe.Pointer(h.one)), cp.x, uintptr(x), cp.w, uintptr(w), cp.conv, uintptr(cp.Algo),
 		uintptr(ws), uintptr(cp.WorkspaceBytes), uintptr(unsafe.Pointer(h.zero)), cp.y, uintptr(y))
 	if r != 0 {
 		return h.lib.check("cudnnConvolutionForward", r)
@@ -341,7 +342,7 @@ func (h *dnnHandle) preparePool(p Precision, mode PoolMode, n, c, hh, w, kh, kw,
 
 func (pp *poolPlan) run(x, y uint64) error {
 	h := pp.h
-	return h.lib.check("cudnnPoolingForward", call(h.lib.poolFwd, h.h, pp.pool, uintptr(unsafe.Pointer(h.one)), pp.x, uintptr(x),
+	return h.lib.check("cudnnPoolingForward", h.c.call(h.lib.poolFwd, h.h, pp.pool, uintptr(unsafe.Pointer(h.one)), pp.x, uintptr(x),
 		uintptr(unsafe.Pointer(h.zero)), pp.y, uintptr(y)))
 }
 
@@ -385,7 +386,7 @@ func (h *dnnHandle) prepareAct(p Precision, mode ActMode, coef float64, n, c, hh
 
 func (ap *actPlan) run(x, y uint64) error {
 	h := ap.h
-	return h.lib.check("cudnnActivationForward", call(h.lib.actFwd, h.h, ap.act, uintptr(unsafe.Pointer(h.one)), ap.xy, uintptr(x),
+	return h.lib.check("cudnnActivationForward", h.c.call(h.lib.actFwd, h.h, ap.act, uintptr(unsafe.Pointer(h.one)), ap.xy, uintptr(x),
 		uintptr(unsafe.Pointer(h.zero)), ap.xy, uintptr(y)))
 }
 

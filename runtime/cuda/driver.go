@@ -32,6 +32,7 @@ const (
 	cuEventBlockingSync   = 0x1
 	cuEventDisableTiming  = 0x2
 	cuMemHostRegPortable  = 0x1
+	cuEventRecordExternal = 0x1
 	cuCaptureThreadLocal  = 1
 	cuGraphNodeTypeKernel = 0
 
@@ -76,6 +77,7 @@ type driver struct {
 	cuStreamSynchronize                                          uintptr
 	cuEventCreate, cuEventDestroy, cuEventRecord                 uintptr
 	cuEventSynchronize, cuEventElapsedTime, cuEventQuery         uintptr
+	cuEventRecordWithFlags                                       uintptr
 	cuModuleLoadData, cuModuleUnload, cuModuleGetFunction        uintptr
 	cuLaunchKernel                                               uintptr
 	cuStreamBeginCapture, cuStreamEndCapture                     uintptr
@@ -124,6 +126,7 @@ func loadDriver(cfg Config) (*driver, error) {
 		"cuEventDestroy_v2":                 &d.cuEventDestroy,
 		"cuEventRecord":                     &d.cuEventRecord,
 		"cuEventSynchronize":                &d.cuEventSynchronize,
+		"cuEventRecordWithFlags":            &d.cuEventRecordWithFlags,
 		"cuEventElapsedTime":                &d.cuEventElapsedTime,
 		"cuEventQuery":                      &d.cuEventQuery,
 		"cuModuleLoadData":                  &d.cuModuleLoadData,
@@ -227,8 +230,8 @@ func (d *driver) primaryCtxRelease(dev cuDevice) error {
 
 // setCurrent makes ctx current on the calling OS thread. The caller holds LockOSThread.
 // Timing: any thread; no allocation; ~0.3 µs through purego.
-func (d *driver) setCurrent(ctx uintptr) error {
-	if r := call(d.cuCtxSetCurrent, ctx); r != 0 {
+func (d *driver) setCurrent(c *caller, ctx uintptr) error {
+	if r := c.call(d.cuCtxSetCurrent, ctx); r != 0 {
 		return d.check("cuCtxSetCurrent", r)
 	}
 	return nil
@@ -280,22 +283,22 @@ func (d *driver) hostUnregister(b []byte) error {
 }
 
 // Async copies. Timing: executor thread; no allocation; a few µs of host time.
-func (d *driver) memcpyHtoDAsync(dst uint64, src unsafe.Pointer, n int, stream uintptr) error {
-	if r := call(d.cuMemcpyHtoDAsync, uintptr(dst), uintptr(src), uintptr(n), stream); r != 0 {
+func (d *driver) memcpyHtoDAsync(c *caller, dst uint64, src unsafe.Pointer, n int, stream uintptr) error {
+	if r := c.call(d.cuMemcpyHtoDAsync, uintptr(dst), uintptr(src), uintptr(n), stream); r != 0 {
 		return d.check("cuMemcpyHtoDAsync_v2", r)
 	}
 	return nil
 }
 
-func (d *driver) memcpyDtoHAsync(dst unsafe.Pointer, src uint64, n int, stream uintptr) error {
-	if r := call(d.cuMemcpyDtoHAsync, uintptr(dst), uintptr(src), uintptr(n), stream); r != 0 {
+func (d *driver) memcpyDtoHAsync(c *caller, dst unsafe.Pointer, src uint64, n int, stream uintptr) error {
+	if r := c.call(d.cuMemcpyDtoHAsync, uintptr(dst), uintptr(src), uintptr(n), stream); r != 0 {
 		return d.check("cuMemcpyDtoHAsync_v2", r)
 	}
 	return nil
 }
 
-func (d *driver) memcpyDtoDAsync(dst, src uint64, n int, stream uintptr) error {
-	if r := call(d.cuMemcpyDtoDAsync, uintptr(dst), uintptr(src), uintptr(n), stream); r != 0 {
+func (d *driver) memcpyDtoDAsync(c *caller, dst, src uint64, n int, stream uintptr) error {
+	if r := c.call(d.cuMemcpyDtoDAsync, uintptr(dst), uintptr(src), uintptr(n), stream); r != 0 {
 		return d.check("cuMemcpyDtoDAsync_v2", r)
 	}
 	return nil
@@ -315,8 +318,8 @@ func (d *driver) streamDestroy(s uintptr) error {
 	return d.check("cuStreamDestroy_v2", call(d.cuStreamDestroy, s))
 }
 
-func (d *driver) streamSynchronize(s uintptr) error {
-	if r := call(d.cuStreamSynchronize, s); r != 0 {
+func (d *driver) streamSynchronize(c *caller, s uintptr) error {
+	if r := c.call(d.cuStreamSynchronize, s); r != 0 {
 		return d.check("cuStreamSynchronize", r)
 	}
 	return nil
@@ -332,23 +335,29 @@ func (d *driver) eventDestroy(e uintptr) error {
 	return d.check("cuEventDestroy_v2", call(d.cuEventDestroy, e))
 }
 
-func (d *driver) eventRecord(e, stream uintptr) error {
-	if r := call(d.cuEventRecord, e, stream); r != 0 {
+func (d *driver) eventRecord(c *caller, e, stream uintptr) error {
+	if r := c.call(d.cuEventRecord, e, stream); r != 0 {
 		return d.check("cuEventRecord", r)
 	}
 	return nil
 }
 
-func (d *driver) eventSynchronize(e uintptr) error {
-	if r := call(d.cuEventSynchronize, e); r != 0 {
+// eventRecordExternal records e on a capturing stream as an event-record node of the graph, so
+// the event fires each time the graph runs (a plain record during capture is internal to it).
+func (d *driver) eventRecordExternal(e, stream uintptr) error {
+	return d.check("cuEventRecordWithFlags", call(d.cuEventRecordWithFlags, e, stream, cuEventRecordExternal))
+}
+
+func (d *driver) eventSynchronize(c *caller, e uintptr) error {
+	if r := c.call(d.cuEventSynchronize, e); r != 0 {
 		return d.check("cuEventSynchronize", r)
 	}
 	return nil
 }
 
 // eventQuery reports whether all work before e is done.
-func (d *driver) eventQuery(e uintptr) (bool, error) {
-	r := cuResult(int32(call(d.cuEventQuery, e)))
+func (d *driver) eventQuery(c *caller, e uintptr) (bool, error) {
+	r := cuResult(int32(c.call(d.cuEventQuery, e)))
 	switch r {
 	case cuSuccess:
 		return true, nil
@@ -361,8 +370,8 @@ func (d *driver) eventQuery(e uintptr) (bool, error) {
 // elapsedNs returns the time between two completed events in nanoseconds (the driver's
 // resolution is about 0.5 µs). out is a heap float32 owned by the caller, so the call does not
 // allocate.
-func (d *driver) elapsedNs(out *float32, start, end uintptr) (int64, error) {
-	if r := call(d.cuEventElapsedTime, uintptr(unsafe.Pointer(out)), start, end); r != 0 {
+func (d *driver) elapsedNs(c *caller, out *float32, start, end uintptr) (int64, error) {
+	if r := c.call(d.cuEventElapsedTime, uintptr(unsafe.Pointer(out)), start, end); r != 0 {
 		return 0, d.check("cuEventElapsedTime", r)
 	}
 	return int64(float64(*out) * 1e6), nil
@@ -394,8 +403,8 @@ type dim3 struct{ X, Y, Z uint32 }
 // launch enqueues f on stream. params is a heap array of pointers to the argument values (see
 // kernelArgs); it must stay alive until the call returns (the driver copies the values).
 // Timing: exec thread; no allocation; ~5 µs host time through purego.
-func (d *driver) launch(f uintptr, grid, block dim3, shmem uint32, stream uintptr, params unsafe.Pointer) error {
-	r := call(d.cuLaunchKernel, f, uintptr(grid.X), uintptr(grid.Y), uintptr(grid.Z),
+func (d *driver) launch(c *caller, f uintptr, grid, block dim3, shmem uint32, stream uintptr, params unsafe.Pointer) error {
+	r := c.call(d.cuLaunchKernel, f, uintptr(grid.X), uintptr(grid.Y), uintptr(grid.Z),
 		uintptr(block.X), uintptr(block.Y), uintptr(block.Z), uintptr(shmem), stream, uintptr(params), 0)
 	if r != 0 {
 		return d.check("cuLaunchKernel", r)
@@ -420,8 +429,8 @@ func (d *driver) graphInstantiate(g uintptr) (uintptr, error) {
 }
 
 // graphLaunch enqueues an instantiated graph. Timing: exec thread; no allocation.
-func (d *driver) graphLaunch(exec, stream uintptr) error {
-	if r := call(d.cuGraphLaunch, exec, stream); r != 0 {
+func (d *driver) graphLaunch(c *caller, exec, stream uintptr) error {
+	if r := c.call(d.cuGraphLaunch, exec, stream); r != 0 {
 		return d.check("cuGraphLaunch", r)
 	}
 	return nil

@@ -120,7 +120,7 @@ func (g *gpu) download(t testing.TB, p uint64, n int) []float32 {
 // sync waits for everything on the exec stream.
 func (g *gpu) sync(t testing.TB) {
 	t.Helper()
-	if err := g.d.drv.streamSynchronize(g.exec()); err != nil {
+	if err := g.d.drv.streamSynchronize(nil, g.exec()); err != nil {
 		t.Fatalf("sync exec lane: %v", err)
 	}
 }
@@ -487,7 +487,7 @@ func TestGPUGemm(t *testing.T) {
 		if e > gemmTol[p] {
 			t.Errorf("cuBLAS %s: rel error %g > %g", p, e, gemmTol[p])
 		}
-		lg, err := newLtGemm(lt, p, m, n, k, ws, 32<<20)
+		lg, err := newLtGemm(lt, g.d.lanes[device.LaneExec].c, p, m, n, k, ws, 32<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -706,24 +706,128 @@ func itoa(i int) string {
 	return itoa(i/10) + itoa(i%10)
 }
 
-// The lane calls and launches on the hot path allocate nothing.
+// The lane calls, launches and library calls on the hot path allocate nothing.
 func TestGPUHotPathAllocs(t *testing.T) {
 	g := openGPU(t)
 	p := g.alloc(t, 1<<20)
+	q := g.alloc(t, 1<<20)
 	buf := g.stage[:1<<20]
 	gr, err := g.d.capture(func(s uintptr) error { return g.d.k.noop(s) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer gr.close()
-	for name, f := range map[string]func(){
-		"CopyIn":  func() { g.d.CopyIn(device.LaneInput, device.Ptr(p), buf) },
-		"CopyOut": func() { g.d.CopyOut(device.LaneOutput, buf, device.Ptr(p)) },
-		"launch":  func() { g.d.k.unary(g.exec(), actReLU, p, p, 1024, 0, 0) },
-		"graph":   func() { gr.run() },
+	h, err := g.d.blasHandle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt, err := g.b.ltLib()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := g.alloc(t, 4<<20)
+	lg, err := newLtGemm(lt, g.d.lanes[device.LaneExec].c, TF32, 64, 64, 64, ws, 4<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.close()
+	dh, err := g.d.dnnHandle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := dh.prepareConv(FP32, ConvShape{N: 1, C: 8, H: 8, W: 8, K: 8, R: 3, S: 3, PadH: 1, PadW: 1}, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.close()
+	g.poison(t, p, 1<<18)
+	g.poison(t, q, 1<<18)
+	for name, f := range map[string]func() error{
+		"CopyIn":  func() error { _, err := g.d.CopyIn(device.LaneInput, device.Ptr(p), buf); return err },
+		"CopyOut": func() error { _, err := g.d.CopyOut(device.LaneOutput, buf, device.Ptr(p)); return err },
+		"CopyDevice": func() error {
+			_, err := g.d.CopyDevice(device.LaneExec, device.Ptr(q), device.Ptr(p), 4096)
+			return err
+		},
+		"launch":   func() error { return g.d.k.unary(g.exec(), actReLU, p, p, 1024, 0, 0) },
+		"graph":    func() error { _, err := gr.run(); return err },
+		"gemm":     func() error { return h.gemm(FP32, 64, 64, 64, p, p, q) },
+		"ltmatmul": func() error { return lg.run(p, p, q, g.exec()) },
+		"conv":     func() error { return cp.run(p, p, q, ws) },
 	} {
-		if a := testing.AllocsPerRun(100, f); a != 0 {
+		var ferr error
+		a := testing.AllocsPerRun(100, func() {
+			if err := f(); err != nil {
+				ferr = err
+			}
+		})
+		if ferr != nil {
+			t.Errorf("%s: %v", name, ferr)
+		}
+		if a != 0 {
 			t.Errorf("%s allocates %.1f times per call", name, a)
+		}
+	}
+	g.sync(t)
+}
+
+// The four lanes run at once from four threads, as the worker drives them, and each lane's
+// data comes out intact.
+func TestGPULanesConcurrent(t *testing.T) {
+	g := openGPU(t)
+	r := testRand(t)
+	const n = 4 << 20
+	const iters = 50
+	// Each lane gets its own pinned buffer and device buffer.
+	bufs := make([][]byte, device.NumLanes)
+	dev := make([]uint64, device.NumLanes)
+	for l := range bufs {
+		bufs[l] = g.stage[64<<20+l*n : 64<<20+(l+1)*n]
+		for i := range bufs[l] {
+			bufs[l][i] = byte(r.Uint32())
+		}
+		dev[l] = g.alloc(t, n)
+	}
+	want := make([][]byte, device.NumLanes)
+	for l := range want {
+		want[l] = bytes.Clone(bufs[l])
+	}
+	x := g.upload(t, randFloats(r, n/4, -1, 1))
+	gr, err := g.d.capture(func(s uintptr) error { return g.d.k.unary(s, actTanh, x, dev[device.LaneExec], n/4, 0, 0) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gr.close()
+	errs := make(chan error, device.NumLanes)
+	for l := range device.NumLanes {
+		go func() {
+			var err error
+			for range iters {
+				switch l {
+				case device.LaneWeights, device.LaneInput:
+					_, err = g.d.CopyIn(l, device.Ptr(dev[l]), bufs[l])
+				case device.LaneOutput:
+					_, err = g.d.CopyOut(l, bufs[l], device.Ptr(dev[device.LaneWeights]))
+				case device.LaneExec:
+					_, err = gr.run()
+				}
+				if err != nil {
+					break
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range device.NumLanes {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, l := range []device.Lane{device.LaneWeights, device.LaneInput} {
+		got := make([]byte, n)
+		g.get(t, dev[l], got)
+		if !bytes.Equal(got, want[l]) {
+			t.Errorf("lane %s: device copy differs", l)
 		}
 	}
 }

@@ -23,7 +23,7 @@ type graph struct {
 func (d *Device) capture(fn func(stream uintptr) error) (*graph, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := d.drv.setCurrent(d.ctx); err != nil {
+	if err := d.drv.setCurrent(nil, d.ctx); err != nil {
 		return nil, err
 	}
 	s := d.streams[device.LaneExec]
@@ -59,7 +59,7 @@ func (gr *graph) setKernelArgs(i int, args *kernelArgs) error {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := gr.d.drv.setCurrent(gr.d.ctx); err != nil {
+	if err := gr.d.drv.setCurrent(nil, gr.d.ctx); err != nil {
 		return err
 	}
 	p := new(kernelNodeParams)
@@ -76,7 +76,7 @@ func (gr *graph) setKernelArgs(i int, args *kernelArgs) error {
 // launch enqueues the graph on the exec stream without waiting.
 // Timing: exec thread; no allocation; ~2 µs host time.
 func (gr *graph) launch() error {
-	return gr.d.drv.graphLaunch(gr.exec, gr.d.streams[device.LaneExec])
+	return gr.d.drv.graphLaunch(gr.d.lanes[device.LaneExec].c, gr.exec, gr.d.streams[device.LaneExec])
 }
 
 // run launches the graph on the exec lane and waits; the span is the device time between
@@ -89,7 +89,7 @@ func (gr *graph) run() (device.Span, error) {
 	if err != nil {
 		return device.Span{}, err
 	}
-	if err := gr.d.drv.graphLaunch(gr.exec, s); err != nil {
+	if err := gr.d.drv.graphLaunch(ls.c, gr.exec, s); err != nil {
 		return device.Span{}, err
 	}
 	return gr.d.finish(s, ls)
@@ -98,7 +98,7 @@ func (gr *graph) run() (device.Span, error) {
 func (gr *graph) close() error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := gr.d.drv.setCurrent(gr.d.ctx); err != nil {
+	if err := gr.d.drv.setCurrent(nil, gr.d.ctx); err != nil {
 		return err
 	}
 	var errs []error

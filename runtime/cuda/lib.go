@@ -90,3 +90,23 @@ func call(fn uintptr, args ...uintptr) uintptr {
 	r, _, _ := purego.SyscallN(fn, args...)
 	return r
 }
+
+// caller makes C calls without allocating: purego.SyscallN heap-allocates its variadic
+// argument slice on every call (go:uintptrescapes), so hot paths hand it a slice of this
+// long-lived array instead. The price is that escape analysis no longer pins arguments: every
+// pointer passed through a caller must be C memory, pinned mmap'd memory, or a Go heap object
+// its owner keeps reachable (fields of long-lived structs). One caller belongs to one thread
+// (a lane); a nil *caller falls back to call, which allocates and is safe anywhere.
+type caller struct{ a [32]uintptr }
+
+func newCaller() *caller { return new(caller) }
+
+// call invokes fn. Timing: no allocation (non-nil c); ~0.1–0.3 µs of purego overhead.
+func (c *caller) call(fn uintptr, args ...uintptr) uintptr {
+	if c == nil {
+		return call(fn, args...)
+	}
+	n := copy(c.a[:], args)
+	r, _, _ := purego.SyscallN(fn, c.a[:n]...)
+	return r
+}

@@ -66,13 +66,14 @@ type kernelSet struct {
 	fn   [numKernels]uintptr
 	args *kernelArgs
 	sms  int
+	c    *caller // the exec lane's
 }
 
-func newKernelSet(drv *driver, mod uintptr, sms int) (*kernelSet, error) {
+func newKernelSet(drv *driver, mod uintptr, sms int, c *caller) (*kernelSet, error) {
 	if len(kernels.Names) != numKernels {
 		panic(fmt.Sprintf("BUG: kernels.Names has %d kernels, runtime/cuda knows %d", len(kernels.Names), numKernels))
 	}
-	k := &kernelSet{drv: drv, args: newKernelArgs(), sms: max(sms, 1)}
+	k := &kernelSet{drv: drv, args: newKernelArgs(), sms: max(sms, 1), c: c}
 	for i, name := range kernels.Names {
 		f, err := drv.moduleFunction(mod, name)
 		if err != nil {
@@ -94,7 +95,7 @@ func (k *kernelSet) grid(n int64) dim3 {
 }
 
 func (k *kernelSet) go1(f int, n int64, s uintptr) error {
-	return k.drv.launch(k.fn[f], k.grid(n), dim3{blockSize, 1, 1}, 0, s, k.args.params())
+	return k.drv.launch(k.c, k.fn[f], k.grid(n), dim3{blockSize, 1, 1}, 0, s, k.args.params())
 }
 
 // Timing (every launcher below): exec thread; no allocation; ~5 µs host time per launch.
@@ -131,7 +132,7 @@ func (k *kernelSet) softmax(s uintptr, x, y uint64, rows, cols int) error {
 		threads *= 2
 	}
 	k.args.reset().u64(x).u64(y).i32(int32(rows)).i32(int32(cols))
-	return k.drv.launch(k.fn[kSoftmax], dim3{uint32(rows), 1, 1}, dim3{threads, 1, 1}, 0, s, k.args.params())
+	return k.drv.launch(k.c, k.fn[kSoftmax], dim3{uint32(rows), 1, 1}, dim3{threads, 1, 1}, 0, s, k.args.params())
 }
 
 func (k *kernelSet) pool2d(s uintptr, mode poolMode, x, y uint64, nc, h, w, oh, ow, kh, kw, sh, sw, ph, pw int) error {
@@ -146,7 +147,7 @@ func (k *kernelSet) pool2d(s uintptr, mode poolMode, x, y uint64, nc, h, w, oh, 
 func (k *kernelSet) globalAvgPool(s uintptr, x, y uint64, nc, hw int) error {
 	k.args.reset().u64(x).u64(y).i32(int32(nc)).i32(int32(hw))
 	blocks := (nc*32 + blockSize - 1) / blockSize
-	return k.drv.launch(k.fn[kGlobalAvgPool], dim3{uint32(max(blocks, 1)), 1, 1}, dim3{blockSize, 1, 1}, 0, s, k.args.params())
+	return k.drv.launch(k.c, k.fn[kGlobalAvgPool], dim3{uint32(max(blocks, 1)), 1, 1}, dim3{blockSize, 1, 1}, 0, s, k.args.params())
 }
 
 func (k *kernelSet) layout(s uintptr, toNHWC bool, x, y uint64, n, c int, hw int64) error {
@@ -169,5 +170,5 @@ func (k *kernelSet) convert(s uintptr, toHalf bool, x, y uint64, n int64) error 
 
 func (k *kernelSet) noop(s uintptr) error {
 	k.args.reset()
-	return k.drv.launch(k.fn[kNoop], dim3{1, 1, 1}, dim3{1, 1, 1}, 0, s, k.args.params())
+	return k.drv.launch(k.c, k.fn[kNoop], dim3{1, 1, 1}, dim3{1, 1, 1}, 0, s, k.args.params())
 }
