@@ -1,6 +1,9 @@
 package wire
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Client-link messages. Times in them (…Ns) are int64 nanoseconds in the controller's clock
 // domain (ClockUnixMono of the controller process); a client that sets an absolute DeadlineNs
@@ -61,11 +64,12 @@ func (m *ModelList) Decode(src []byte) ([]byte, error) {
 }
 
 func (m *ModelList) String() string {
-	s := fmt.Sprintf("model-list req=%d models=%d", m.RequestID, len(m.Models))
+	var b strings.Builder
+	fmt.Fprintf(&b, "model-list req=%d models=%d", m.RequestID, len(m.Models))
 	for i := range m.Models {
-		s += " [" + m.Models[i].String() + "]"
+		b.WriteString(" [" + m.Models[i].String() + "]")
 	}
-	return s
+	return b.String()
 }
 
 // Priority is a request's class; the scheduler serves higher classes first when it must choose.
@@ -203,6 +207,6 @@ func (m *Response) Decode(src []byte) ([]byte, error) {
 }
 
 func (m *Response) String() string {
-	return fmt.Sprintf("response req=%d status=%s model=%d batch=%d arrived=%d dispatched=%d completed=%d exec=%d reason=%s",
+	return fmt.Sprintf("response req=%d status=%s model=%d batch=%d arrived=%d dispatched=%d completed=%d device_exec=%d reason=%s",
 		m.RequestID, m.Status, m.ModelID, m.Batch, m.ArrivedNs, m.DispatchedNs, m.CompletedNs, m.ExecNs, quote(m.Reason))
 }

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"fmt"
+	"strings"
 )
 
 // Role says which side of which link a peer is.
@@ -129,11 +130,12 @@ func (m *Hello) Decode(src []byte) ([]byte, error) {
 }
 
 func (m *Hello) String() string {
-	s := fmt.Sprintf("hello role=%s flags=%#x clock=%d nonce=%x agent=%s backend=%s gpus=%d", m.Role, uint8(m.Flags), m.Clock, m.Nonce[:4], quote(m.Agent), quote(m.Backend), len(m.GPUs))
+	var b strings.Builder
+	fmt.Fprintf(&b, "hello role=%s flags=%#x clock=%d nonce=%x agent=%s backend=%s gpus=%d", m.Role, uint8(m.Flags), m.Clock, m.Nonce[:4], quote(m.Agent), quote(m.Backend), len(m.GPUs))
 	for i, g := range m.GPUs {
-		s += fmt.Sprintf(" [%d %s mem=%d page=%d pages=%d]", i, quote(g.Name), g.MemBytes, g.PageBytes, g.Pages)
+		fmt.Fprintf(&b, " [%d %s mem=%d page=%d pages=%d]", i, quote(g.Name), g.MemBytes, g.PageBytes, g.Pages)
 	}
-	return s
+	return b.String()
 }
 
 // Auth answers the peer's Hello nonce: MAC = HMAC-SHA256(secret, AuthContext || sender role ||

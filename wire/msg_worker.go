@@ -1,6 +1,9 @@
 package wire
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Worker-link messages. Times in them (…Ns) are int64 nanoseconds in the worker's clock domain
 // (ClockUnixMono of the worker process): the controller converts its plan into the worker's
@@ -396,11 +399,12 @@ func (m *WorkerState) Decode(src []byte) ([]byte, error) {
 }
 
 func (m *WorkerState) String() string {
-	s := fmt.Sprintf("worker-state action=%d registered=%v", m.ActionID, m.Registered)
+	var b strings.Builder
+	fmt.Fprintf(&b, "worker-state action=%d registered=%v", m.ActionID, m.Registered)
 	for _, g := range m.GPUs {
-		s += fmt.Sprintf(" [gpu=%d pages=%d/%d models=%v]", g.GPU, g.FreePages, g.TotalPages, g.Models)
+		fmt.Fprintf(&b, " [gpu=%d pages=%d/%d models=%v]", g.GPU, g.FreePages, g.TotalPages, g.Models)
 	}
-	return s
+	return b.String()
 }
 
 // Phase indexes Result.Phases.
@@ -504,5 +508,5 @@ func (m *Result) String() string {
 			s += fmt.Sprintf(" %s=[%d,%d]", Phase(i), p.StartNs, p.EndNs)
 		}
 	}
-	return s + fmt.Sprintf(" exec=%d reason=%s", m.ExecNs, quote(m.Reason))
+	return s + fmt.Sprintf(" device_exec=%d reason=%s", m.ExecNs, quote(m.Reason))
 }
