@@ -384,6 +384,12 @@ func (d *driver) moduleLoadData(image []byte) (uintptr, error) {
 	return m, err
 }
 
+// moduleLoadPTX JIT-compiles PTX text (the driver wants it NUL-terminated) into a module.
+// Control path: ~100 ms per module; prefer cubins (NVRTC) where start-up time matters.
+func (d *driver) moduleLoadPTX(ptx string) (uintptr, error) {
+	return d.moduleLoadData(cstr(ptx))
+}
+
 func (d *driver) moduleUnload(m uintptr) error {
 	return d.check("cuModuleUnload", call(d.cuModuleUnload, m))
 }

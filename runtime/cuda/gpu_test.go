@@ -3,6 +3,7 @@ package cuda
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -523,16 +524,51 @@ func TestGPUCuDNN(t *testing.T) {
 		w := randFloats(r, s.K*s.C/max(s.Groups, 1)*s.R*s.S, -1, 1)
 		want := refConv(x, w, s)
 		px, pw := g.upload(t, x), g.upload(t, w)
-		for _, p := range []Precision{FP32, TF32} {
+		// fp16: inputs rounded to half on the CPU, the reference computed from the rounded values.
+		toHalf := func(x []float32) (uint64, []float32) {
+			h := make([]uint16, len(x))
+			r := make([]float32, len(x))
+			for i, v := range x {
+				h[i] = f32ToF16(v)
+				r[i] = f16ToF32(h[i])
+			}
+			p := g.alloc(t, int64(2*len(x)))
+			g.put(t, p, u16Bytes(h))
+			return p, r
+		}
+		hx, rx := toHalf(x)
+		hw, rw := toHalf(w)
+		want16 := refConv(rx, rw, s)
+		for _, p := range []Precision{FP32, TF32, FP16} {
 			cp, err := h.prepareConv(p, s, 64<<20)
 			if err != nil {
 				t.Fatal(err)
 			}
-			py := g.poisoned(t, len(want))
-			if err := cp.run(px, pw, py, ws); err != nil {
-				t.Fatal(err)
+			var got []float32
+			if p == FP16 {
+				py := g.alloc(t, int64(2*len(want)+4))
+				g.poison(t, py, len(want)/2+1)
+				if err := cp.run(hx, hw, py, ws); err != nil {
+					t.Fatal(err)
+				}
+				hs := make([]uint16, len(want))
+				g.get(t, py, u16Bytes(hs))
+				got = make([]float32, len(hs))
+				for i, v := range hs {
+					got[i] = f16ToF32(v)
+				}
+			} else {
+				py := g.poisoned(t, len(want))
+				if err := cp.run(px, pw, py, ws); err != nil {
+					t.Fatal(err)
+				}
+				got = g.download(t, py, len(want))
 			}
-			e := relErr(g.download(t, py, len(want)), want)
+			ref := want
+			if p == FP16 {
+				ref = want16
+			}
+			e := relErr(got, ref)
 			t.Logf("conv %+v %s: algo %d math %d ws %d: rel error %.2g", s, p, cp.Algo, cp.MathType, cp.WorkspaceBytes, e)
 			if e > gemmTol[p] {
 				t.Errorf("conv %s: rel error %g", p, e)
@@ -828,6 +864,126 @@ func TestGPULanesConcurrent(t *testing.T) {
 		g.get(t, dev[l], got)
 		if !bytes.Equal(got, want[l]) {
 			t.Errorf("lane %s: device copy differs", l)
+		}
+	}
+}
+
+// A module from hand-written PTX (the JIT path, for kernels shipped as PTX) loads and runs.
+func TestGPUModuleFromPTX(t *testing.T) {
+	g := openGPU(t)
+	const ptx = `.version 8.0
+.target sm_90
+.address_size 64
+.visible .entry fill42(.param .u64 p)
+{
+	.reg .b32 %r<2>;
+	.reg .b64 %rd<4>;
+	.reg .f32 %f<2>;
+	ld.param.u64 %rd1, [p];
+	cvta.to.global.u64 %rd2, %rd1;
+	mov.u32 %r1, %tid.x;
+	mul.wide.u32 %rd3, %r1, 4;
+	add.s64 %rd2, %rd2, %rd3;
+	mov.f32 %f1, 0f42280000;
+	st.global.f32 [%rd2], %f1;
+	ret;
+}
+`
+	if g.d.cc[0] < 9 {
+		t.Skipf("PTX targets sm_90; device is sm_%d%d", g.d.cc[0], g.d.cc[1])
+	}
+	mod, err := g.d.drv.moduleLoadPTX(ptx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.d.drv.moduleUnload(mod)
+	f, err := g.d.drv.moduleFunction(mod, "fill42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.d.drv.moduleFunction(mod, "nope"); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("missing kernel: err = %v", err)
+	}
+	p := g.poisoned(t, 96)
+	args := newKernelArgs().u64(p)
+	if err := g.d.drv.launch(nil, f, dim3{1, 1, 1}, dim3{96, 1, 1}, 0, g.exec(), args.params()); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range g.download(t, p, 96) {
+		if v != 42 {
+			t.Fatalf("x[%d] = %g, want 42", i, v)
+		}
+	}
+}
+
+// Every GPU of the machine opens, copies and runs a kernel, all at once (one goroutine each).
+func TestGPUAllDevices(t *testing.T) {
+	openGPU(t) // skips without a GPU
+	b := New(DefaultConfig())
+	devs, err := b.Open(64 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d devices", len(devs))
+	errs := make(chan error, len(devs))
+	for i, dd := range devs {
+		go func() {
+			d := dd.(*Device)
+			if d.Info().Index != i {
+				errs <- fmt.Errorf("device %d reports index %d", i, d.Info().Index)
+				return
+			}
+			host, err := unix.Mmap(-1, 0, 1<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer unix.Munmap(host)
+			if err := d.RegisterHost(host); err != nil {
+				errs <- err
+				return
+			}
+			defer d.UnregisterHost(host)
+			x := unsafe.Slice((*float32)(unsafe.Pointer(&host[0])), 1<<18)
+			for j := range x {
+				x[j] = float32(j%1000) - 500
+			}
+			base := d.Info().Base
+			if _, err := d.CopyIn(device.LaneInput, base, host); err != nil {
+				errs <- err
+				return
+			}
+			gr, err := d.capture(func(s uintptr) error { return d.k.unary(s, actReLU, uint64(base), uint64(base), 1<<18, 0, 0) })
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer gr.close()
+			if _, err := gr.run(); err != nil {
+				errs <- err
+				return
+			}
+			if _, err := d.CopyOut(device.LaneOutput, host, base); err != nil {
+				errs <- err
+				return
+			}
+			for j, v := range x {
+				if want := max(float32(j%1000)-500, 0); v != want {
+					errs <- fmt.Errorf("device %d: x[%d] = %g, want %g", i, j, v, want)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range devs {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	for _, d := range devs {
+		if err := d.Close(); err != nil {
+			t.Error(err)
 		}
 	}
 }

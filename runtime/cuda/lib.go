@@ -96,7 +96,7 @@ func call(fn uintptr, args ...uintptr) uintptr {
 // long-lived array instead. The price is that escape analysis no longer pins arguments: every
 // pointer passed through a caller must be C memory, pinned mmap'd memory, or a Go heap object
 // its owner keeps reachable (fields of long-lived structs). One caller belongs to one thread
-// (a lane); a nil *caller falls back to call, which allocates and is safe anywhere.
+// (a lane); a nil *caller uses a fresh one, which allocates and is safe anywhere.
 type caller struct{ a [32]uintptr }
 
 func newCaller() *caller { return new(caller) }
@@ -104,7 +104,9 @@ func newCaller() *caller { return new(caller) }
 // call invokes fn. Timing: no allocation (non-nil c); ~0.1–0.3 µs of purego overhead.
 func (c *caller) call(fn uintptr, args ...uintptr) uintptr {
 	if c == nil {
-		return call(fn, args...)
+		// A fresh one, not call: passing args on to a go:uintptrescapes function would make
+		// the variadic slice escape at every call site, the hot ones too.
+		c = new(caller)
 	}
 	n := copy(c.a[:], args)
 	r, _, _ := purego.SyscallN(fn, c.a[:n]...)
