@@ -60,3 +60,50 @@ func BenchmarkInferCodec(b *testing.B) {
 		b.Fatalf("round trip: %v != %v", out, m)
 	}
 }
+
+// TestConnAllocs: sending and receiving frames over a Conn, including reading a payload into the
+// consumer's destination, allocates nothing in steady state (both sides, all goroutines: the
+// counter is process-wide).
+func TestConnAllocs(t *testing.T) {
+	a, b := connectedPair(t, cfgFor(RoleController, ""), cfgFor(RoleWorker, ""))
+	small := make([]byte, 4096)
+	big := make([]byte, 602112)
+	dst := make([]byte, len(big))
+	m := &Infer{Window: Window{ActionID: 1, ModelID: 2}, Batch: 1}
+	var got Infer
+	bigSent := make(chan struct{})
+	bigGo := make(chan struct{})
+	go func() {
+		for range bigGo {
+			a.Send(m, big)
+			bigSent <- struct{}{}
+		}
+	}()
+	defer close(bigGo)
+	roundTrip := func(payload []byte) {
+		if len(payload) == len(big) {
+			bigGo <- struct{}{}
+		} else if err := a.Send(m, payload); err != nil {
+			t.Fatal(err)
+		}
+		h, err := b.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.DecodeInto(&got); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.ReadPayload(dst[:h.PayloadLen]); err != nil {
+			t.Fatal(err)
+		}
+		if len(payload) == len(big) {
+			<-bigSent
+		}
+	}
+	for _, p := range [][]byte{nil, small, big} {
+		roundTrip(p) // warm up: queues and buffers grow
+		if n := testing.AllocsPerRun(200, func() { roundTrip(p) }); n != 0 {
+			t.Errorf("%d-byte payload: %.2f allocations per frame", len(p), n)
+		}
+	}
+}

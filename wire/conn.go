@@ -144,6 +144,8 @@ type queue struct {
 	segs  []seg
 	bytes int
 	iov   net.Buffers
+	// cursor is what writev consumes; a field, so taking its address does not allocate.
+	cursor net.Buffers
 }
 
 func (q *queue) reset() {
@@ -333,8 +335,8 @@ func (c *Conn) flushLocked() error {
 	if len(w.iov) == 1 {
 		_, err = c.nc.Write(w.iov[0])
 	} else {
-		iov := w.iov // WriteTo consumes its receiver; keep w.iov's backing array
-		_, err = iov.WriteTo(c.nc)
+		w.cursor = w.iov // WriteTo consumes its receiver; keep w.iov's backing array
+		_, err = w.cursor.WriteTo(c.nc)
 	}
 	clear(w.iov) // drop references to callers' payloads
 	n := w.bytes
