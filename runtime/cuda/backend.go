@@ -212,3 +212,44 @@ func localCPUs(busID string) []int {
 	}
 	return cpus
 }
+
+// Versions are the loaded libraries' versions; a library that did not load has its error in
+// Errs and a zero version.
+type Versions struct {
+	Driver   int    // CUDA version the driver supports, e.g. 13000
+	CUBLASLt int    // e.g. 130100
+	CUDNN    int    // e.g. 91400
+	NVRTC    string // e.g. "13.0"
+	Errs     []error
+}
+
+// Versions loads every configured library (if not loaded yet) and reports its version.
+// Control path; for diagnostics (cw tools cuda).
+func (b *Backend) Versions() Versions {
+	var v Versions
+	var err error
+	if v.Driver, err = b.DriverVersion(); err != nil {
+		v.Errs = append(v.Errs, err)
+	}
+	if lt, err := b.ltLib(); err != nil {
+		v.Errs = append(v.Errs, err)
+	} else {
+		v.CUBLASLt = int(call(lt.versionFunc))
+	}
+	if _, err := b.blasLib(); err != nil {
+		v.Errs = append(v.Errs, err)
+	}
+	if d, err := b.dnnLib(); err != nil {
+		v.Errs = append(v.Errs, err)
+	} else {
+		v.CUDNN = d.Version()
+	}
+	if r, err := b.nvrtc(); err != nil {
+		v.Errs = append(v.Errs, err)
+	} else if maj, min, err := r.Version(); err != nil {
+		v.Errs = append(v.Errs, err)
+	} else {
+		v.NVRTC = fmt.Sprintf("%d.%d", maj, min)
+	}
+	return v
+}

@@ -409,3 +409,6 @@ func (d *Device) release() error {
 	}
 	return errors.Join(errs...)
 }
+
+// SMs is the device's multiprocessor count.
+func (d *Device) SMs() int { return d.sms }

@@ -32,12 +32,12 @@ func openLib(name string, candidates ...string) (*lib, error) {
 		if err == nil {
 			return &lib{name: name, path: p, handle: h}, nil
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", p, err))
+		errs = append(errs, err) // the loader's message names the path
 	}
 	if len(errs) == 0 {
 		return nil, fmt.Errorf("cannot load %s: no path configured", name)
 	}
-	return nil, fmt.Errorf("cannot load %s (set its path in cuda.Config): %w", name, errors.Join(errs...))
+	return nil, fmt.Errorf("cannot load %s (set its path in cuda.Config, or cw's -cuda-* flags): %w", name, errors.Join(errs...))
 }
 
 // symbols resolves each name into its *uintptr. It reports every missing symbol at once, naming
