@@ -8,6 +8,7 @@ package cuda
 import (
 	"fmt"
 	"runtime"
+	"sync"
 	"unsafe"
 )
 
@@ -85,6 +86,10 @@ type driver struct {
 	cuGraphDestroy, cuGraphExecDestroy                           uintptr
 	cuGraphGetNodes, cuGraphNodeGetType                          uintptr
 	cuGraphKernelNodeGetParams, cuGraphExecKernelNodeSetParams   uintptr
+
+	vmm     vmmFuncs // resolved on first use (vmm.go)
+	vmmOnce sync.Once
+	vmmErr  error
 }
 
 // loadDriver opens libcuda at the configured path and resolves every symbol. Versioned names
