@@ -220,47 +220,8 @@ func runDataSet(m *onnxModel, set string) (status, detail string) {
 		vals[in.name] = t
 		i++
 	}
-	for _, n := range m.nodes {
-		ins := make([]*Type, len(n.inputs))
-		consts := make([]*Tensor, len(n.inputs))
-		for j, name := range n.inputs {
-			if name == "" {
-				continue
-			}
-			t, ok := vals[name]
-			if !ok {
-				return "fail", fmt.Sprintf("node %q input %q undefined", n.Name, name)
-			}
-			ins[j], consts[j] = &t.Type, t
-		}
-		node := n.Node
-		k, err := Compile(&node, ins, consts)
-		if err != nil {
-			return "unsupported", err.Error()
-		}
-		if len(n.outputs) > len(k.Out) {
-			return "fail", fmt.Sprintf("node %q has %d outputs, kernel makes %d", n.Name, len(n.outputs), len(k.Out))
-		}
-		outs := make([]*Tensor, len(n.outputs))
-		for j, name := range n.outputs {
-			if name != "" {
-				outs[j] = NewTensor(k.Out[j].DType, k.Out[j].Shape...)
-			}
-		}
-		inT := make([]*Tensor, len(n.inputs))
-		for j, name := range n.inputs {
-			if name != "" {
-				inT[j] = vals[name]
-			}
-		}
-		if err := k.Run(inT, outs); err != nil {
-			return "fail", fmt.Sprintf("node %q: %v", n.Name, err)
-		}
-		for j, name := range n.outputs {
-			if name != "" {
-				vals[name] = outs[j]
-			}
-		}
+	if status, detail := runGraph(m, vals); status != "pass" {
+		return status, detail
 	}
 	for j, out := range m.outputs {
 		want, err := loadPB(filepath.Join(set, fmt.Sprintf("output_%d.pb", j)), out.elemType)
@@ -363,4 +324,52 @@ func TestBFloat16Rounding(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d values round up from the suite's truncated values", differ, x.Len())
+}
+
+// runGraph evaluates m's nodes in order, reading and adding values in vals. It returns
+// "unsupported" when a node does not compile, "fail" when one does not run.
+func runGraph(m *onnxModel, vals map[string]*Tensor) (status, detail string) {
+	for _, n := range m.nodes {
+		ins := make([]*Type, len(n.inputs))
+		consts := make([]*Tensor, len(n.inputs))
+		for j, name := range n.inputs {
+			if name == "" {
+				continue
+			}
+			t, ok := vals[name]
+			if !ok {
+				return "fail", fmt.Sprintf("node %q input %q undefined", n.Name, name)
+			}
+			ins[j], consts[j] = &t.Type, t
+		}
+		node := n.Node
+		k, err := Compile(&node, ins, consts)
+		if err != nil {
+			return "unsupported", err.Error()
+		}
+		if len(n.outputs) > len(k.Out) {
+			return "fail", fmt.Sprintf("node %q has %d outputs, kernel makes %d", n.Name, len(n.outputs), len(k.Out))
+		}
+		outs := make([]*Tensor, len(n.outputs))
+		for j, name := range n.outputs {
+			if name != "" {
+				outs[j] = NewTensor(k.Out[j].DType, k.Out[j].Shape...)
+			}
+		}
+		inT := make([]*Tensor, len(n.inputs))
+		for j, name := range n.inputs {
+			if name != "" {
+				inT[j] = vals[name]
+			}
+		}
+		if err := k.Run(inT, outs); err != nil {
+			return "fail", fmt.Sprintf("node %q: %v", n.Name, err)
+		}
+		for j, name := range n.outputs {
+			if name != "" {
+				vals[name] = outs[j]
+			}
+		}
+	}
+	return "pass", ""
 }

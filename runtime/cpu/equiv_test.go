@@ -1,0 +1,207 @@
+package cpu
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/clockwork-go/clockwork/runtime/device"
+)
+
+// Model equivalence against PyTorch on CPU: torchvision architectures with random weights,
+// exported to ONNX by testdata/torch_reference.py together with PyTorch's own outputs for 8
+// random inputs. The criterion (issue 9): max abs error ≤ 1e-4 of the output scale (the
+// largest |output| of the reference) and the same top-1 class for every input.
+
+var equivModels = []string{"squeezenet1_1", "resnet18", "mobilenet_v3_small", "densenet121", "googlenet"}
+
+const torchScript = "testdata/torch_reference.py"
+
+// torchRefDir returns the directory holding the reference files for model, exporting them on
+// first use into a cache under os.TempDir keyed by the script's hash (so a changed script
+// re-exports). Missing PyTorch skips locally and fails in CI.
+func torchRefDir(t testing.TB, model string) string {
+	script, err := os.ReadFile(torchScript)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(script)
+	dir := filepath.Join(os.TempDir(), "clockwork-cpu-torchref", hex.EncodeToString(sum[:6]))
+	md := filepath.Join(dir, model)
+	if _, err := os.Stat(filepath.Join(md, "meta.json")); err == nil {
+		return md
+	}
+	if out, err := exec.Command("/usr/bin/python3", "-c", "import torch, torchvision, onnx").CombinedOutput(); err != nil {
+		msg := fmt.Sprintf("PyTorch reference needs /usr/bin/python3 with torch, torchvision and onnx (Debian: python3-torchvision python3-onnx; `make deps`): %v: %s", err, out)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	abs, err := filepath.Abs(torchScript)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := os.MkdirTemp(dir+"-tmp", "")
+	if err != nil {
+		if err := os.MkdirAll(dir+"-tmp", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if tmp, err = os.MkdirTemp(dir+"-tmp", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer os.RemoveAll(tmp)
+	start := time.Now()
+	cmd := exec.Command("/usr/bin/python3", abs, tmp, model)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", torchScript, model, err, out)
+	}
+	t.Logf("exported %s with PyTorch in %v", model, time.Since(start).Round(time.Millisecond))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// rename into place atomically, so a concurrent or interrupted run never sees half a model
+	if err := os.Rename(filepath.Join(tmp, model), md); err != nil && !os.IsExist(err) {
+		if _, serr := os.Stat(filepath.Join(md, "meta.json")); serr != nil {
+			t.Fatal(err)
+		}
+	}
+	return md
+}
+
+func readF32(t testing.TB, path string, n int) []float32 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != 4*n {
+		t.Fatalf("%s: %d bytes, want %d", path, len(b), 4*n)
+	}
+	out := make([]float32, n)
+	copy(bytesOf(out), b)
+	return out
+}
+
+// equivCheck compares got with PyTorch's want ([batch, classes]): it returns the max abs error,
+// the output scale, and the inputs whose top-1 differs.
+func equivCheck(got, want []float32, batch int) (maxErr, scale float64, topDiff []int) {
+	classes := len(want) / batch
+	for i := range want {
+		maxErr = math.Max(maxErr, math.Abs(float64(got[i])-float64(want[i])))
+		scale = math.Max(scale, math.Abs(float64(want[i])))
+	}
+	for b := 0; b < batch; b++ {
+		if argmax(got[b*classes:(b+1)*classes]) != argmax(want[b*classes:(b+1)*classes]) {
+			topDiff = append(topDiff, b)
+		}
+	}
+	return maxErr, scale, topDiff
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// runOnBackend prepares g on a fresh cpu device, loads the weight pages, runs one batch and
+// returns the output and the run's span.
+func runOnBackend(t testing.TB, g *Graph, pages [][]byte, batch int, input []float32) ([]float32, time.Duration) {
+	pl := g.Plans[0]
+	for _, p := range g.Plans {
+		if p.Batch == batch {
+			pl = p
+		}
+	}
+	inBytes, outBytes := int64(4*len(input)), int64(pl.Values[pl.Output].Type.Bytes())
+	region := g.WeightBytes + pl.WorkspaceBytes + inBytes + outBytes + 4096
+	devs, err := (&Backend{}).Open(region)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := devs[0]
+	defer dev.Close()
+	prog, err := dev.Prepare(g, []int{batch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	if prog.InputBytes(batch) != inBytes || prog.OutputBytes(batch) != outBytes || prog.WorkspaceBytes(batch) != pl.WorkspaceBytes {
+		t.Fatalf("program sizes %d/%d/%d, want %d/%d/%d", prog.InputBytes(batch), prog.OutputBytes(batch), prog.WorkspaceBytes(batch), inBytes, outBytes, pl.WorkspaceBytes)
+	}
+	// lay out the region: weight pages in reverse order (so page i's address is not simply
+	// base + i·size), then input, output, workspace
+	base := dev.Info().Base
+	addrs := make([]device.Ptr, len(pages))
+	next := base
+	for i := len(pages) - 1; i >= 0; i-- {
+		addrs[i] = next
+		if _, err := dev.CopyIn(device.LaneWeights, next, pages[i]); err != nil {
+			t.Fatal(err)
+		}
+		next += device.Ptr(g.PageBytes)
+	}
+	in, out, ws := next, next+device.Ptr(inBytes+7)&^7, next+device.Ptr(inBytes+7)&^7+device.Ptr(outBytes+7)&^7
+	if _, err := dev.CopyIn(device.LaneInput, in, bytesOf(input)); err != nil {
+		t.Fatal(err)
+	}
+	span, err := prog.Run(batch, addrs, in, out, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := make([]float32, outBytes/4)
+	if _, err := dev.CopyOut(device.LaneOutput, bytesOf(res), out); err != nil {
+		t.Fatal(err)
+	}
+	return res, time.Duration(span.Dur())
+}
+
+// TestTorchEquivalence runs each model through the backend (Prepare, CopyIn of weight pages and
+// input, Run, CopyOut) at batch 8 and compares with PyTorch.
+func TestTorchEquivalence(t *testing.T) {
+	models := equivModels
+	if testing.Short() {
+		models = []string{"squeezenet1_1", "mobilenet_v3_small"}
+	}
+	for _, name := range models {
+		t.Run(name, func(t *testing.T) {
+			dir := torchRefDir(t, name)
+			buf, err := os.ReadFile(filepath.Join(dir, "model.onnx"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := parseModel(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const batch = 8
+			g, pages, err := planONNX(m, []int{batch}, 16<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := readF32(t, filepath.Join(dir, "input.f32"), batch*3*224*224)
+			y, dur := runOnBackend(t, g, pages, batch, x)
+			want := readF32(t, filepath.Join(dir, "output.f32"), len(y))
+			maxErr, scale, topDiff := equivCheck(y, want, batch)
+			t.Logf("%s: batch %d run %v, %d weight pages, workspace %.1f MiB; max abs error %.3g, output scale %.3g, ratio %.3g; top-1 differs on %d of %d",
+				name, batch, dur.Round(time.Millisecond), g.NumPages, float64(g.Plans[0].WorkspaceBytes)/(1<<20), maxErr, scale, maxErr/scale, len(topDiff), batch)
+			if maxErr > 1e-4*scale {
+				t.Errorf("max abs error %.3g > 1e-4 of output scale %.3g", maxErr, scale)
+			}
+			if len(topDiff) > 0 {
+				t.Errorf("top-1 differs from PyTorch on inputs %v", topDiff)
+			}
+		})
+	}
+}
