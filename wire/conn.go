@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -305,6 +306,9 @@ func (c *Conn) WriteLoop() error {
 			c.loopDone = true
 			c.space.Broadcast()
 			c.mu.Unlock()
+			if err == nil {
+				c.closeSocket() // everything, the goodbye last, is written
+			}
 			return err
 		}
 		if err := c.flushLocked(); err != nil {
@@ -374,9 +378,11 @@ func (c *Conn) Flush() error {
 }
 
 // Next returns the next application frame. It answers Ping itself, records Pong round trips,
-// feeds the clock estimate from every frame, and returns a *PeerError at the peer's Goodbye.
-// Hello and Auth after the handshake are ErrUnexpected. On any error the connection is aborted
-// (except io.EOF-like ends, after which the owner closes).
+// feeds the clock estimate from every frame, and returns a *PeerError at the peer's Goodbye
+// (then the owner calls Close). Hello and Auth after the handshake are ErrUnexpected. Any other
+// error ends the connection: a malformed frame is answered with a Goodbye saying why, then the
+// socket closes; a truncated frame, a stall (StallTimeout) or an I/O error close it at once; a
+// peer gone between frames without a goodbye is an error wrapping io.EOF.
 //
 // Timing: reader goroutine; must not allocate.
 func (c *Conn) Next() (*Header, error) {
@@ -420,11 +426,18 @@ func (c *Conn) Next() (*Header, error) {
 // SendPing sends a Ping; the Pong's round trip shows in RTT.
 func (c *Conn) SendPing(seq uint64) error { return c.TrySend(&Ping{Seq: seq}, nil) }
 
+// readFailed ends the connection after a read error: a malformed or unexpected frame gets a
+// Goodbye saying why before the close; a truncated stream, a timeout or an I/O error just close.
+// A clean end between frames without a goodbye is reported wrapping io.EOF.
 func (c *Conn) readFailed(err error) error {
-	for _, s := range []error{ErrTruncated, ErrTooLong, ErrBadMagic, ErrVersion, ErrUnknownType, ErrBadValue, ErrTrailing, ErrUnexpected} {
-		if errors.Is(err, s) && !errors.Is(err, ErrTruncated) {
+	for _, s := range []error{ErrTooLong, ErrBadMagic, ErrVersion, ErrUnknownType, ErrBadValue, ErrTrailing, ErrUnexpected} {
+		if errors.Is(err, s) {
 			return c.protocolError(err)
 		}
+	}
+	c.Abort()
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("peer %v closed the connection without a goodbye: %w", c.nc.RemoteAddr(), err)
 	}
 	return err
 }
@@ -449,10 +462,23 @@ func (c *Conn) DecodeInto(m Message) error {
 
 // ReadPayload reads the current frame's payload (or the next part of it) into dst; see
 // FrameReader.ReadPayload. Reader goroutine.
-func (c *Conn) ReadPayload(dst []byte) error { return c.rd.ReadPayload(dst) }
+func (c *Conn) ReadPayload(dst []byte) error {
+	if err := c.rd.ReadPayload(dst); err != nil {
+		if c.rd.err == nil {
+			return err // the caller asked for more than the frame has; the stream is intact
+		}
+		return c.readFailed(err)
+	}
+	return nil
+}
 
 // Discard skips the current frame's unread payload. Reader goroutine.
-func (c *Conn) Discard() error { return c.rd.Discard() }
+func (c *Conn) Discard() error {
+	if err := c.rd.Discard(); err != nil {
+		return c.readFailed(err)
+	}
+	return nil
+}
 
 // Close flushes everything queued, sends Goodbye{StatusOK} and closes; see Conn. It waits for the
 // writer up to WriteTimeout when set. Safe to call more than once and from any goroutine.
@@ -486,14 +512,17 @@ func (c *Conn) CloseWithStatus(st Status, reason string) error {
 		}
 		c.space.Broadcast()
 		c.mu.Unlock()
-		if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
-			_ = tc.CloseWrite()
-		}
-		if cerr := c.nc.Close(); err == nil {
-			err = cerr
-		}
+		c.closeSocket()
 	})
 	return err
+}
+
+// closeSocket half-closes (so the peer reads everything, then EOF) and closes the socket.
+func (c *Conn) closeSocket() {
+	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite()
+	}
+	_ = c.nc.Close()
 }
 
 // goodbyeAndAbort sends a Goodbye if the writer can take it without waiting, then closes.
@@ -514,7 +543,7 @@ func (c *Conn) goodbyeAndAbort(st Status, reason string) {
 		c.closing = true
 		c.dataReady.Signal()
 		c.mu.Unlock()
-		return // the writer flushes the goodbye and exits; Close closes the socket
+		return // the writer flushes the goodbye, closes the socket and exits
 	}
 	c.mu.Unlock()
 	c.Abort()
