@@ -133,6 +133,7 @@ type Scheduler struct {
 	idbuf     []uint64
 	skipped   []*model
 	candGPU   []int32
+	candAt    []int64
 	numFlight int
 }
 
@@ -573,20 +574,39 @@ func (s *Scheduler) scheduleModel(now int64, m *model) {
 	s.fill(now)
 }
 
+// fill issues INFERs on the candidate GPUs (candGPU), always on the one predicted free first,
+// until each is full up to the schedule-ahead horizon or has no work.
+//
+// Timing: Step; no allocation; O(candidates) per INFER issued.
 func (s *Scheduler) fill(now int64) {
 	horizon := now + s.cfg.ScheduleAheadNs
+	s.candAt = s.candAt[:0]
+	n := 0
+	for _, gi := range s.candGPU {
+		if at := s.gpus[gi].exec.available(now, s.cfg.FutureNs, s.cfg.LagNs); at < horizon {
+			s.candGPU[n] = gi
+			s.candAt = append(s.candAt, at)
+			n++
+		}
+	}
+	s.candGPU = s.candGPU[:n]
 	for len(s.candGPU) > 0 {
-		best, bestAt := -1, int64(math.MaxInt64)
-		for i, gi := range s.candGPU {
-			if at := s.gpus[gi].exec.available(now, s.cfg.FutureNs, s.cfg.LagNs); at < bestAt {
-				best, bestAt = i, at
+		best := 0
+		for i, at := range s.candAt {
+			if at < s.candAt[best] {
+				best = i
 			}
 		}
 		g := s.gpus[s.candGPU[best]]
-		if bestAt >= horizon || !s.inferOne(now, g, bestAt) {
-			s.candGPU[best] = s.candGPU[len(s.candGPU)-1]
-			s.candGPU = s.candGPU[:len(s.candGPU)-1]
+		if s.inferOne(now, g, s.candAt[best]) {
+			if at := g.exec.available(now, s.cfg.FutureNs, s.cfg.LagNs); at < horizon {
+				s.candAt[best] = at
+				continue
+			}
 		}
+		last := len(s.candGPU) - 1
+		s.candGPU[best], s.candAt[best] = s.candGPU[last], s.candAt[last]
+		s.candGPU, s.candAt = s.candGPU[:last], s.candAt[:last]
 	}
 }
 
