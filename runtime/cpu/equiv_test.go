@@ -186,7 +186,7 @@ func TestTorchEquivalence(t *testing.T) {
 				t.Fatal(err)
 			}
 			const batch = 8
-			g, pages, err := planONNX(m, []int{batch}, 16<<20)
+			g, pages, err := planONNX(m, []int{batch}, 16<<20, func(b int) []int { return []int{b, 3, 224, 224} })
 			if err != nil {
 				t.Fatal(err)
 			}

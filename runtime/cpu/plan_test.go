@@ -6,12 +6,12 @@ import (
 	"sort"
 )
 
-// planONNX is a small planner for tests: it turns a parsed ONNX model (one float input with a
-// batch dim, one output) into a Graph at the given batch sizes, independent of runtime/model.
+// planONNX is a small planner for tests: it turns a parsed ONNX model (one float input of
+// shape inShape(batch), one output) into a Graph at the given batch sizes, independent of runtime/model.
 // Initializers go to weight pages (no tensor spans a page); values computable from constants
 // alone (shape chains) are folded into host constants; activations share workspace by
 // liveness, first fit. It returns the graph and the contents of its weight pages.
-func planONNX(m *onnxModel, batches []int, pageBytes int64) (*Graph, [][]byte, error) {
+func planONNX(m *onnxModel, batches []int, pageBytes int64, inShape func(batch int) []int) (*Graph, [][]byte, error) {
 	g := &Graph{ModelName: "test", PageBytes: pageBytes}
 	var pages [][]byte
 	type placed struct {
@@ -59,7 +59,7 @@ func planONNX(m *onnxModel, batches []int, pageBytes int64) (*Graph, [][]byte, e
 			t := m.inits[k]
 			add(Value{Name: k, Type: t.Type, Loc: InWeights, Page: where[k].page, Offset: where[k].off, Const: t})
 		}
-		p.Input = add(Value{Name: inputName, Type: Type{DType: Float32, Shape: []int{b, 3, 224, 224}}, Loc: InInput})
+		p.Input = add(Value{Name: inputName, Type: Type{DType: Float32, Shape: inShape(b)}, Loc: InInput})
 		lastUse := map[string]int{}
 		for si, n := range m.nodes {
 			for _, in := range n.inputs {
