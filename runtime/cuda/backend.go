@@ -42,7 +42,8 @@ type Backend struct {
 
 var _ device.Backend = (*Backend)(nil)
 
-// New returns a backend with cfg. It loads nothing yet.
+// New returns a backend with cfg. It loads nothing yet, so it never fails; Open or Available
+// report problems.
 func New(cfg Config) *Backend { return &Backend{cfg: cfg} }
 
 // Name is "cuda".
@@ -87,7 +88,7 @@ func (b *Backend) now() int64 {
 	return defaultNow()
 }
 
-// DriverVersion returns the CUDA version the driver supports, e.g. 13000.
+// DriverVersion returns the CUDA version the driver supports, e.g. 13000. Any goroutine.
 func (b *Backend) DriverVersion() (int, error) {
 	if err := b.Available(); err != nil {
 		return 0, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/clockwork-go/clockwork/runtime/device"
@@ -50,7 +51,7 @@ type Device struct {
 	blas   *blasHandle
 	dnn    *dnnHandle
 	blasWs uint64
-	closed bool
+	closed atomic.Bool // set by Close; lane calls after it fail instead of using freed handles
 }
 
 // laneState is the per-lane scratch a lane call uses, allocated once.
@@ -164,7 +165,7 @@ func (b *Backend) openDevice(idx, ord int, regionBytes int64) (_ *Device, err er
 // Info describes the device and its region. Any goroutine.
 func (d *Device) Info() device.Info { return d.info }
 
-// ComputeCapability returns (major, minor), e.g. (9, 0) for an H100.
+// ComputeCapability returns (major, minor), e.g. (9, 0) for an H100. Any goroutine.
 func (d *Device) ComputeCapability() (int, int) { return d.cc[0], d.cc[1] }
 
 // Prepare is not implemented yet: the model executor (ONNX graph → cuDNN/cuBLAS/kernels, captured
@@ -184,13 +185,19 @@ func (d *Device) inRegion(p device.Ptr, n int) bool {
 	return uint64(p) >= base && uint64(n) <= uint64(d.info.Size) && uint64(p)-base <= uint64(d.info.Size)-uint64(n)
 }
 
-var errLane = errors.New("lane out of range")
+var (
+	errLane   = errors.New("lane out of range")
+	errClosed = errors.New("device is closed")
+)
 
 // begin makes the context current on this thread and records the lane's start event. The
 // caller holds LockOSThread.
 func (d *Device) begin(lane device.Lane) (uintptr, *laneState, error) {
 	if lane >= device.NumLanes {
 		return 0, nil, fmt.Errorf("cuda device %d: %w: %d", d.ord, errLane, lane)
+	}
+	if d.closed.Load() {
+		return 0, nil, fmt.Errorf("cuda device %d: %w", d.ord, errClosed)
 	}
 	s, ls := d.streams[lane], d.lanes[lane]
 	if err := d.drv.setCurrent(ls.c, d.ctx); err != nil {
@@ -259,6 +266,7 @@ func (d *Device) CopyOut(lane device.Lane, dst []byte, src device.Ptr) (device.S
 }
 
 // CopyDevice copies n bytes inside the region on lane and waits.
+// Timing: executor thread of lane; no allocation.
 func (d *Device) CopyDevice(lane device.Lane, dst, src device.Ptr, n int) (device.Span, error) {
 	if !d.inRegion(dst, n) || !d.inRegion(src, n) {
 		return device.Span{}, fmt.Errorf("cannot copy %d bytes %#x → %#x: outside region", n, uint64(src), uint64(dst))
@@ -278,7 +286,7 @@ func (d *Device) CopyDevice(lane device.Lane, dst, src device.Ptr, n int) (devic
 }
 
 // RegisterHost page-locks b (mmap'd memory that outlives the registration) for DMA with every
-// context. Control path.
+// context. Control path: the driver pins every page, so it blocks longer the larger b is.
 func (d *Device) RegisterHost(b []byte) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -346,10 +354,9 @@ func (d *Device) dnnHandle() (*dnnHandle, error) {
 func (d *Device) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed {
+	if d.closed.Swap(true) {
 		return nil
 	}
-	d.closed = true
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := d.drv.setCurrent(nil, d.ctx); err != nil {
@@ -410,5 +417,5 @@ func (d *Device) release() error {
 	return errors.Join(errs...)
 }
 
-// SMs is the device's multiprocessor count.
+// SMs is the device's multiprocessor count. Any goroutine.
 func (d *Device) SMs() int { return d.sms }

@@ -981,9 +981,16 @@ func TestGPUAllDevices(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	host := make([]byte, 16)
 	for _, d := range devs {
 		if err := d.Close(); err != nil {
 			t.Error(err)
+		}
+		if err := d.Close(); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+		if _, err := d.CopyOut(device.LaneOutput, host, d.Info().Base); !errors.Is(err, errClosed) {
+			t.Errorf("CopyOut after Close = %v, want errClosed", err)
 		}
 	}
 }
