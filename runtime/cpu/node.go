@@ -77,11 +77,6 @@ func (n *Node) attrString(name, def string) string {
 	return def
 }
 
-func (n *Node) has(name string) bool {
-	_, ok := n.Attrs[name]
-	return ok
-}
-
 // Ops lists the operators Compile supports, sorted.
 func Ops() []string {
 	out := make([]string, 0, len(compilers))

@@ -151,11 +151,10 @@ func resolveWindow(n *Node, sp []int, kernel []int, ceil bool) (*window, error) 
 	default:
 		return nil, n.errorf("auto_pad %q not supported", ap)
 	}
-	for i, o := range w.out {
+	for _, o := range w.out {
 		if o < 1 {
 			return nil, n.errorf("window %v (stride %v, dilation %v, pads %v/%v) does not fit input %v", kernel, w.stride, w.dil, w.pb, w.pe, sp)
 		}
-		_ = i
 	}
 	return w, nil
 }
@@ -448,11 +447,7 @@ func compileBinary(op BinaryOp) compileFunc {
 			x, y, z := in[0].Data, in[1].Data, out[0].Data
 			switch a.DType {
 			case Float32:
-				if op == OpPow {
-					binaryPowF32(pl, view[float32](x), view[float32](y), view[float32](z))
-				} else {
-					binaryT(op, pl, view[float32](x), view[float32](y), view[float32](z))
-				}
+				binaryT(op, pl, view[float32](x), view[float32](y), view[float32](z))
 			case Float64:
 				binaryT(op, pl, view[float64](x), view[float64](y), view[float64](z))
 			case Int64:
@@ -478,11 +473,6 @@ func compileBinary(op BinaryOp) compileFunc {
 	}
 }
 
-// binaryPowF32 is Pow for float32, through float64 math.Pow (correctly rounded in nearly all
-// cases).
-func binaryPowF32(pl *Broadcast, a, b, y []float32) {
-	binaryT(OpPow, pl, a, b, y)
-}
 
 // ---- pools and reductions ----
 
@@ -505,9 +495,6 @@ func compilePool(n *Node, in []*Type, consts []*Tensor) (*Kernel, error) {
 			return nil, n.errorf("kernel_shape %v out of range", ks)
 		}
 		kernel[i] = int(k)
-	}
-	if n.Op == "AveragePool" && n.has("dilations") && n.Opset < 19 {
-		// accepted anyway: the kernel supports dilation
 	}
 	win, err := resolveWindow(n, x.Shape[2:], kernel, n.attrInt("ceil_mode", 0) != 0)
 	if err != nil {
