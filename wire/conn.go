@@ -128,6 +128,7 @@ type Conn struct {
 	written   uint64 // frames written
 	closing   bool
 	looping   bool
+	flushing  bool // a goroutine is writing c.spare
 	loopDone  bool
 	werr      error // sticky writer error
 	closeOnce sync.Once
@@ -245,17 +246,28 @@ func (c *Conn) send(m Message, payload []byte, block bool) error {
 	}
 	seq := c.enqueue(m, payload, inline)
 	if !inline {
-		for c.written < seq && c.werr == nil {
-			c.space.Wait()
-		}
-		if c.written < seq {
-			err := c.werr
+		// Write it from this goroutine unless a flush is under way: the caller waits for the
+		// write anyway, and this saves two goroutine handoffs per large payload.
+		if err := c.flushUntilLocked(seq); err != nil {
 			c.mu.Unlock()
 			return err
 		}
 	}
 	c.mu.Unlock()
 	return nil
+}
+
+// flushUntilLocked returns when frame seq has been written, doing the writes on the calling
+// goroutine whenever no other flush is under way; c.mu is held.
+func (c *Conn) flushUntilLocked(seq uint64) error {
+	for c.written < seq && c.werr == nil {
+		if c.flushing {
+			c.space.Wait()
+			continue
+		}
+		_ = c.flushLocked()
+	}
+	return c.werr
 }
 
 // enqueue appends one frame to c.q; c.mu is held.
@@ -281,7 +293,9 @@ func (c *Conn) enqueue(m Message, payload []byte, inline bool) uint64 {
 	q.bytes += n
 	c.queued += n
 	c.seq++
-	c.dataReady.Signal()
+	if inline {
+		c.dataReady.Signal()
+	}
 	return c.seq
 }
 
@@ -298,8 +312,13 @@ func (c *Conn) WriteLoop() error {
 	}
 	c.looping = true
 	for {
-		for c.q.bytes == 0 && !c.closing && c.werr == nil {
+		if c.werr == nil && !c.closing && (c.q.bytes == 0 || c.flushing) {
 			c.dataReady.Wait()
+			continue
+		}
+		if c.flushing {
+			c.space.Wait() // closing: let the other flush finish
+			continue
 		}
 		if c.werr != nil || (c.q.bytes == 0 && c.closing) {
 			err := c.werr
@@ -318,7 +337,12 @@ func (c *Conn) WriteLoop() error {
 }
 
 // flushLocked writes everything queued; c.mu is held on entry and exit, released during I/O.
+// Only one flush runs at a time (c.flushing); the caller checks it is false.
 func (c *Conn) flushLocked() error {
+	if c.flushing {
+		panic("BUG: wire: two flushes at once")
+	}
+	c.flushing = true
 	c.q, c.spare = c.spare, c.q
 	w := &c.spare
 	seq := c.seq
@@ -356,7 +380,11 @@ func (c *Conn) flushLocked() error {
 	} else {
 		c.written = seq
 	}
+	c.flushing = false
 	c.space.Broadcast()
+	if c.q.bytes > 0 || c.closing {
+		c.dataReady.Signal() // frames queued during a direct flush
+	}
 	return err
 }
 
@@ -365,16 +393,7 @@ func (c *Conn) flushLocked() error {
 func (c *Conn) Flush() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.looping {
-		for c.written < c.seq && c.werr == nil && !c.loopDone {
-			c.space.Wait()
-		}
-		return c.werr
-	}
-	for c.q.bytes > 0 && c.werr == nil {
-		_ = c.flushLocked()
-	}
-	return c.werr
+	return c.flushUntilLocked(c.seq)
 }
 
 // Next returns the next application frame. It answers Ping itself, records Pong round trips,
@@ -502,9 +521,7 @@ func (c *Conn) CloseWithStatus(st Status, reason string) error {
 				c.space.Wait()
 			}
 		} else {
-			for c.q.bytes > 0 && c.werr == nil {
-				_ = c.flushLocked()
-			}
+			_ = c.flushUntilLocked(c.seq)
 		}
 		err = c.werr
 		if c.werr == nil {
@@ -534,7 +551,7 @@ func (c *Conn) goodbyeAndAbort(st Status, reason string) {
 			reason = reason[:MaxReasonLen]
 		}
 		c.enqueue(&Goodbye{Status: st, Reason: []byte(reason)}, nil, true)
-		_ = c.flushLocked()
+		_ = c.flushUntilLocked(c.seq)
 	} else if c.werr == nil && !c.closing {
 		if len(reason) > MaxReasonLen {
 			reason = reason[:MaxReasonLen]

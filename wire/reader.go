@@ -39,7 +39,15 @@ type FrameReader struct {
 	// deadline. Either may be nil.
 	midFrame, idle func()
 	armed          bool
+
+	// afterBig is set after a frame whose payload was larger than the buffer: the next reads
+	// take only a little more than the headers, so that most of a following large payload goes
+	// from the socket straight to its destination instead of through the buffer.
+	afterBig bool
 }
+
+// smallRead is how far past the needed bytes a read goes after a large frame.
+const smallRead = 512
 
 // DefaultReadBuffer is the read buffer size when none is given: many small frames per read(2).
 const DefaultReadBuffer = 64 << 10
@@ -72,9 +80,13 @@ func (f *FrameReader) fill(n int, frameStarted bool) error {
 		f.end = copy(f.buf, f.buf[f.off:f.end])
 		f.off = 0
 	}
+	lim := len(f.buf)
+	if f.afterBig {
+		lim = min(lim, f.off+n+smallRead)
+	}
 	for f.end-f.off < n {
 		f.arm(frameStarted || f.end > f.off)
-		m, err := f.r.Read(f.buf[f.end:])
+		m, err := f.r.Read(f.buf[f.end:lim])
 		f.end += m
 		if err != nil {
 			if f.end-f.off >= n {
@@ -135,6 +147,7 @@ func (f *FrameReader) Next() (*Header, error) {
 	f.msg = f.buf[f.off : f.off+hl]
 	f.off += hl
 	f.payloadLeft = int(f.hdr.PayloadLen)
+	f.afterBig = f.payloadLeft > len(f.buf)
 	return &f.hdr, nil
 }
 
