@@ -175,25 +175,22 @@ func BenchmarkLaunch(b *testing.B) {
 	b.ReportMetric(pct(g100, 0.5)/1e3, "100kernels-graph-us")
 }
 
-// One fixed graph (20 elementwise kernels over 16 MiB) replayed 10,000 times back to back:
-// the spread of its device time, timed by events recorded inside the graph, and of the
-// launch-to-completion wall time on the host.
-func BenchmarkGraphReplayTail(b *testing.B) {
-	g := openGPU(b)
+// tailGraph captures the fixed graph of the tail benchmarks: 20 elementwise kernels over
+// 16 MiB between two event-record nodes, so the events time the graph alone on the device.
+func tailGraph(b *testing.B, g *gpu) (gr *graph, evA, evB uintptr) {
 	d := g.d
 	r := testRand(b)
 	n := 4 << 20
 	x := g.upload(b, randFloats(r, n, -1, 1))
 	y := g.alloc(b, int64(4*n))
-	evA, err := d.drv.eventCreate(cuEventDefault)
-	if err != nil {
+	var err error
+	if evA, err = d.drv.eventCreate(cuEventDefault); err != nil {
 		b.Fatal(err)
 	}
-	evB, err := d.drv.eventCreate(cuEventDefault)
-	if err != nil {
+	if evB, err = d.drv.eventCreate(cuEventDefault); err != nil {
 		b.Fatal(err)
 	}
-	gr, err := d.capture(func(s uintptr) error {
+	gr, err = d.capture(func(s uintptr) error {
 		if err := d.drv.eventRecordExternal(evA, s); err != nil {
 			return err
 		}
@@ -211,32 +208,48 @@ func BenchmarkGraphReplayTail(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return gr, evA, evB
+}
+
+// replay launches gr once, waits for evB and returns (device ns between the in-graph events,
+// host ns from launch to the wait's return).
+func replay(b *testing.B, d *Device, gr *graph, evA, evB uintptr, ms *float32) (int64, int64) {
+	c := d.lanes[device.LaneExec].c
+	t0 := time.Now()
+	if err := gr.launch(); err != nil {
+		b.Fatal(err)
+	}
+	if err := d.drv.eventSynchronize(c, evB); err != nil {
+		b.Fatal(err)
+	}
+	wall := int64(time.Since(t0))
+	ns, err := d.drv.elapsedNs(c, ms, evA, evB)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ns, wall
+}
+
+// One fixed graph replayed 10,000 times back to back: the spread of its device time, timed by
+// events recorded inside the graph, and of the launch-to-completion wall time on the host.
+func BenchmarkGraphReplayTail(b *testing.B) {
+	g := openGPU(b)
+	d := g.d
+	gr, evA, evB := tailGraph(b, g)
 	defer gr.close()
 	ms := new(float32)
 	const runs = 10000
 	dev := make([]int64, 0, runs)
 	wall := make([]int64, 0, runs)
 	for range 200 { // warm up clocks
-		gr.launch()
+		replay(b, d, gr, evA, evB, ms)
 	}
-	c := d.lanes[device.LaneExec].c
-	d.drv.eventSynchronize(c, evB)
 	b.ResetTimer()
 	for range b.N {
 		for range runs {
-			t0 := time.Now()
-			if err := gr.launch(); err != nil {
-				b.Fatal(err)
-			}
-			if err := d.drv.eventSynchronize(c, evB); err != nil {
-				b.Fatal(err)
-			}
-			wall = append(wall, int64(time.Since(t0)))
-			ns, err := d.drv.elapsedNs(c, ms, evA, evB)
-			if err != nil {
-				b.Fatal(err)
-			}
+			ns, w := replay(b, d, gr, evA, evB, ms)
 			dev = append(dev, ns)
+			wall = append(wall, w)
 		}
 	}
 	p50 := pct(dev, 0.5)
@@ -247,6 +260,60 @@ func BenchmarkGraphReplayTail(b *testing.B) {
 	w50 := pct(wall, 0.5)
 	b.ReportMetric(w50/1e3, "wall-p50-us")
 	b.ReportMetric(pct(wall, 0.9999)/w50, "wall-p99.99/p50")
+}
+
+// The same graph with 2 ms idle gaps between runs, side by side: back to back (reference),
+// idle gaps, and gaps filled by Device.Warm until 50 µs before the next run. Device time from
+// in-graph events; ratios against the back-to-back median.
+func BenchmarkIdleGapTail(b *testing.B) {
+	g := openGPU(b)
+	d := g.d
+	gr, evA, evB := tailGraph(b, g)
+	defer gr.close()
+	ms := new(float32)
+	const runs = 3000
+	const gap = 2 * time.Millisecond
+	const lead = 50 * time.Microsecond
+	wait := func(until time.Time) {
+		for time.Now().Before(until) {
+		}
+	}
+	modes := []string{"b2b", "idle", "warm"}
+	res := map[string][]int64{}
+	var warmHost []int64
+	for range 200 {
+		replay(b, d, gr, evA, evB, ms)
+	}
+	b.ResetTimer()
+	for range b.N {
+		for _, m := range modes {
+			for range runs {
+				switch m {
+				case "idle":
+					wait(time.Now().Add(gap))
+				case "warm":
+					next := time.Now().Add(gap)
+					t0 := time.Now()
+					if err := d.Warm(gap - lead); err != nil {
+						b.Fatal(err)
+					}
+					warmHost = append(warmHost, int64(time.Since(t0)))
+					wait(next)
+				}
+				ns, _ := replay(b, d, gr, evA, evB, ms)
+				res[m] = append(res[m], ns)
+			}
+		}
+	}
+	ref := pct(res["b2b"], 0.5)
+	b.ReportMetric(ref/1e3, "b2b-p50-us")
+	for _, m := range modes {
+		b.ReportMetric(pct(res[m], 0.5)/ref, m+"-p50/ref")
+		b.ReportMetric(pct(res[m], 0.99)/ref, m+"-p99/ref")
+		b.ReportMetric(pct(res[m], 0.999)/ref, m+"-p99.9/ref")
+		b.ReportMetric(pct(res[m], 1)/ref, m+"-max/ref")
+	}
+	b.ReportMetric(pct(warmHost, 0.5)/1e3, "warm-call-host-us")
 }
 
 // GEMM 4096³ through cuBLAS GemmEx and cuBLASLt in fp32, tf32 and fp16: median of 30 event-timed

@@ -46,6 +46,7 @@ type Device struct {
 	region uint64
 	mod    uintptr
 	k      *kernelSet
+	fill   *filler
 
 	mu     sync.Mutex // control path: lazy library handles, Close
 	blas   *blasHandle
@@ -135,6 +136,9 @@ func (b *Backend) openDevice(idx, ord int, regionBytes int64) (_ *Device, err er
 		return nil, err
 	}
 	if d.k, err = newKernelSet(drv, d.mod, d.sms, d.lanes[device.LaneExec].c); err != nil {
+		return nil, err
+	}
+	if err = d.openFiller(); err != nil {
 		return nil, err
 	}
 	if d.blasWs, err = drv.memAlloc(blasWorkspaceBytes); err != nil {
@@ -383,6 +387,15 @@ func (d *Device) release() error {
 	}
 	if d.dnn != nil {
 		add(d.dnn.close())
+	}
+	if f := d.fill; f != nil {
+		if f.g != nil {
+			add(f.g.close())
+		}
+		if f.stream != 0 {
+			add(drv.streamDestroy(f.stream))
+		}
+		d.fill = nil
 	}
 	if d.region != 0 {
 		add(drv.memFree(d.region))

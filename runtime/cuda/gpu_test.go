@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -993,4 +994,59 @@ func TestGPUAllDevices(t *testing.T) {
 			t.Errorf("CopyOut after Close = %v, want errClosed", err)
 		}
 	}
+}
+
+// Warm returns before its filler work is done, and work on the exec lane is still correct
+// while filler runs.
+func TestGPUWarm(t *testing.T) {
+	g := openGPU(t)
+	r := testRand(t)
+	n := 1 << 20
+	x := randFloats(r, n, -4, 4)
+	px, py := g.upload(t, x), g.poisoned(t, n)
+	gr, err := g.d.capture(func(s uintptr) error { return g.d.k.unary(s, actSigmoid, px, py, int64(n), 0, 0) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gr.close()
+	t0 := time.Now()
+	if err := g.d.Warm(5 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	host := time.Since(t0)
+	if err := g.d.drv.streamSynchronize(nil, g.d.fill.stream); err != nil {
+		t.Fatal(err)
+	}
+	busy := time.Since(t0)
+	t.Logf("Warm(5ms) returned after %v; its filler ran until %v", host, busy)
+	if host > 2*time.Millisecond {
+		t.Errorf("Warm(5ms) blocked the caller for %v", host)
+	}
+	if busy < 4500*time.Microsecond {
+		t.Errorf("filler of 5 ms finished after %v", busy)
+	}
+	if err := g.d.Warm(3 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := gr.run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("graph next to filler: %v on the device", time.Duration(sp.Dur()))
+	got := g.download(t, py, n)
+	for i, v := range x {
+		if want := refAct(v, actSigmoid, 0, 0); absf(got[i]-want) > 1e-6 {
+			t.Fatalf("y[%d] = %g, want %g", i, got[i], want)
+		}
+	}
+	if err := g.d.Warm(-1); err != nil {
+		t.Errorf("Warm(-1) = %v", err)
+	}
+}
+
+func absf(x float32) float32 {
+	if x < 0 {
+		return -x
+	}
+	return x
 }

@@ -21,12 +21,16 @@ type graph struct {
 // capture records what fn enqueues on the exec stream into a graph and instantiates it.
 // fn must only enqueue work on the stream it is given (no synchronization). Control path.
 func (d *Device) capture(fn func(stream uintptr) error) (*graph, error) {
+	return d.captureOn(d.streams[device.LaneExec], fn)
+}
+
+// captureOn captures from stream s (which must be idle and not the legacy default stream).
+func (d *Device) captureOn(s uintptr, fn func(stream uintptr) error) (*graph, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := d.drv.setCurrent(nil, d.ctx); err != nil {
 		return nil, err
 	}
-	s := d.streams[device.LaneExec]
 	if err := d.drv.beginCapture(s); err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ const (
 	kNHWCToNCHW
 	kF32ToF16
 	kF16ToF32
+	kSpin
 	kNoop
 	numKernels
 )
@@ -166,6 +167,12 @@ func (k *kernelSet) convert(s uintptr, toHalf bool, x, y uint64, n int64) error 
 	}
 	k.args.reset().u64(x).u64(y).u64(uint64(n))
 	return k.go1(f, n, s)
+}
+
+// spin occupies every SM for about ns nanoseconds (one block of 128 threads per SM).
+func (k *kernelSet) spin(s uintptr, ns int64) error {
+	k.args.reset().u64(uint64(ns))
+	return k.drv.launch(k.c, k.fn[kSpin], dim3{uint32(k.sms), 1, 1}, dim3{128, 1, 1}, 0, s, k.args.params())
 }
 
 func (k *kernelSet) noop(s uintptr) error {

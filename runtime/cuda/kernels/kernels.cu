@@ -176,5 +176,15 @@ extern "C" __global__ void cw_f16_to_f32(const unsigned short* x, float* y, long
   }
 }
 
+// Spins for ns nanoseconds of the GPU's global timer in every thread: filler work that keeps
+// the clocks up during idle gaps (runtime/cuda Device.Warm).
+extern "C" __global__ void cw_spin(long long ns) {
+  unsigned long long t0, t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+  do {
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  } while (t - t0 < (unsigned long long)ns);
+}
+
 // Does nothing; the launch-overhead benchmark times it.
 extern "C" __global__ void cw_noop() {}

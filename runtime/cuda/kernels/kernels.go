@@ -14,5 +14,5 @@ var Source string
 var Names = []string{
 	"cw_unary", "cw_binary", "cw_bias_act", "cw_channel_scale", "cw_concat", "cw_softmax",
 	"cw_pool2d", "cw_global_avgpool", "cw_nchw_to_nhwc", "cw_nhwc_to_nchw",
-	"cw_f32_to_f16", "cw_f16_to_f32", "cw_noop",
+	"cw_f32_to_f16", "cw_f16_to_f32", "cw_spin", "cw_noop",
 }
