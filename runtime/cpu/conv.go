@@ -94,53 +94,96 @@ func validRange(in, out, stride, pad, koff int) (lo, hi int) {
 // fixed order (input channel, then kernel position) and rounded once to float32, so the result
 // is the exact sum correctly rounded in nearly all cases: closer to the mathematical value than
 // PyTorch's fp32 blocked sums, and independent of the number of cores.
+// Output channels are computed four at a time (sharing each input load); the order of every
+// sum is the same as one channel at a time.
 // Callers check p.Validate and the slice lengths first.
-// Timing: exec thread; parallel over (image, output channel); allocates one float64 row per chunk.
+// Timing: exec thread; parallel over (image, block of 4 output channels); allocates the
+// float64 accumulators once per chunk.
 func conv(p *ConvParams, x, w, b, y []float32) {
+	const blk = 4
 	cg := p.C / p.Group
 	mg := p.M / p.Group
 	inSp := p.In[0] * p.In[1] * p.In[2]
 	outSp := p.Out[0] * p.Out[1] * p.Out[2]
 	kSp := p.Kernel[0] * p.Kernel[1] * p.Kernel[2]
-	ID, IH, IW := p.In[0], p.In[1], p.In[2]
-	OD, OH, OW := p.Out[0], p.Out[1], p.Out[2]
-	grain := max(1, (1<<16)/max(1, outSp*cg*kSp))
-	parallelFor(p.N*p.M, grain, func(lo, hi int) {
-		acc := make([]float64, outSp)
-		for nm := lo; nm < hi; nm++ {
-			n, m := nm/p.M, nm%p.M
-			g := m / mg
-			clear(acc)
+	IH, IW := p.In[1], p.In[2]
+	OH, OW := p.Out[1], p.Out[2]
+	// valid output ranges per kernel offset, per dim
+	type rng struct{ lo, hi int }
+	var ranges [3][]rng
+	for d := range 3 {
+		ranges[d] = make([]rng, p.Kernel[d])
+		for k := range ranges[d] {
+			lo, hi := validRange(p.In[d], p.Out[d], p.Stride[d], p.PadBegin[d], k*p.Dilation[d])
+			ranges[d][k] = rng{lo, hi}
+		}
+	}
+	blocksPerGroup := (mg + blk - 1) / blk
+	nblocks := p.N * p.Group * blocksPerGroup
+	grain := max(1, (1<<16)/max(1, blk*outSp*cg*kSp))
+	parallelFor(nblocks, grain, func(lo, hi int) {
+		var acc [blk][]float64
+		for j := range acc {
+			acc[j] = make([]float64, outSp)
+		}
+		for bi := lo; bi < hi; bi++ {
+			n := bi / (p.Group * blocksPerGroup)
+			g := bi / blocksPerGroup % p.Group
+			m0 := g*mg + bi%blocksPerGroup*blk
+			nm := min(blk, g*mg+mg-m0) // channels in this block
+			for j := range acc {
+				clear(acc[j])
+			}
+			a0, a1, a2, a3 := acc[0], acc[1], acc[2], acc[3]
 			for ic := 0; ic < cg; ic++ {
 				xc := x[(n*p.C+g*cg+ic)*inSp:][:inSp]
-				wc := w[(m*cg+ic)*kSp:][:kSp]
+				var wc [blk][]float32
+				for j := range blk {
+					if j < nm {
+						wc[j] = w[((m0+j)*cg+ic)*kSp:][:kSp]
+					}
+				}
 				for kd := 0; kd < p.Kernel[0]; kd++ {
-					dlo, dhi := validRange(ID, OD, p.Stride[0], p.PadBegin[0], kd*p.Dilation[0])
+					dr := ranges[0][kd]
 					for kh := 0; kh < p.Kernel[1]; kh++ {
-						hlo, hhi := validRange(IH, OH, p.Stride[1], p.PadBegin[1], kh*p.Dilation[1])
+						hr := ranges[1][kh]
 						for kw := 0; kw < p.Kernel[2]; kw++ {
-							wlo, whi := validRange(IW, OW, p.Stride[2], p.PadBegin[2], kw*p.Dilation[2])
-							if wlo >= whi {
+							wr := ranges[2][kw]
+							if wr.lo >= wr.hi {
 								continue
 							}
-							wv := float64(wc[(kd*p.Kernel[1]+kh)*p.Kernel[2]+kw])
-							for od := dlo; od < dhi; od++ {
+							ki := (kd*p.Kernel[1]+kh)*p.Kernel[2] + kw
+							var wv [blk]float64
+							for j := range nm {
+								wv[j] = float64(wc[j][ki])
+							}
+							w0, w1, w2, w3 := wv[0], wv[1], wv[2], wv[3]
+							cnt := wr.hi - wr.lo
+							for od := dr.lo; od < dr.hi; od++ {
 								id := od*p.Stride[0] - p.PadBegin[0] + kd*p.Dilation[0]
-								for oh := hlo; oh < hhi; oh++ {
+								for oh := hr.lo; oh < hr.hi; oh++ {
 									ih := oh*p.Stride[1] - p.PadBegin[1] + kh*p.Dilation[1]
 									xrow := xc[(id*IH+ih)*IW:][:IW]
-									arow := acc[(od*OH+oh)*OW:][:OW]
-									iw0 := wlo*p.Stride[2] - p.PadBegin[2] + kw*p.Dilation[2]
+									o := (od*OH+oh)*OW + wr.lo
+									r0, r1, r2, r3 := a0[o:o+cnt], a1[o:o+cnt], a2[o:o+cnt], a3[o:o+cnt]
+									iw0 := wr.lo*p.Stride[2] - p.PadBegin[2] + kw*p.Dilation[2]
 									if p.Stride[2] == 1 {
-										xs := xrow[iw0:][:whi-wlo]
-										as := arow[wlo:whi]
+										xs := xrow[iw0 : iw0+cnt]
 										for i, v := range xs {
-											as[i] += wv * float64(v)
+											f := float64(v)
+											r0[i] += w0 * f
+											r1[i] += w1 * f
+											r2[i] += w2 * f
+											r3[i] += w3 * f
 										}
 									} else {
 										s := p.Stride[2]
-										for ow, iw := wlo, iw0; ow < whi; ow, iw = ow+1, iw+s {
-											arow[ow] += wv * float64(xrow[iw])
+										for i, iw := 0, iw0; i < cnt; i, iw = i+1, iw+s {
+											f := float64(xrow[iw])
+											r0[i] += w0 * f
+											r1[i] += w1 * f
+											r2[i] += w2 * f
+											r3[i] += w3 * f
 										}
 									}
 								}
@@ -149,13 +192,16 @@ func conv(p *ConvParams, x, w, b, y []float32) {
 					}
 				}
 			}
-			bias := 0.0
-			if b != nil {
-				bias = float64(b[m])
-			}
-			yc := y[nm*outSp:][:outSp]
-			for i, v := range acc {
-				yc[i] = p.Act.apply(float32(v + bias))
+			for j := range nm {
+				m := m0 + j
+				bias := 0.0
+				if b != nil {
+					bias = float64(b[m])
+				}
+				yc := y[(n*p.M+m)*outSp:][:outSp]
+				for i, v := range acc[j] {
+					yc[i] = p.Act.apply(float32(v + bias))
+				}
 			}
 		}
 	})
