@@ -473,7 +473,6 @@ func compileBinary(op BinaryOp) compileFunc {
 	}
 }
 
-
 // ---- pools and reductions ----
 
 func compilePool(n *Node, in []*Type, consts []*Tensor) (*Kernel, error) {
