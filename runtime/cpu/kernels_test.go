@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -438,6 +440,34 @@ func TestUnary(t *testing.T) {
 			if want := float32(tc.f(float64(v))); y[i] != want {
 				t.Errorf("unary %d (%g) = %g, want %g", tc.op, v, y[i], want)
 			}
+		}
+	}
+}
+
+// TestResultsIndependentOfCores checks the claim in doc.go: the split across goroutines never
+// changes a result bit.
+func TestResultsIndependentOfCores(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	p := &ConvParams{N: 2, C: 6, M: 10, Group: 2, In: [3]int{1, 9, 9}, Kernel: [3]int{1, 3, 3}, Out: [3]int{1, 9, 9},
+		Stride: [3]int{1, 1, 1}, Dilation: [3]int{1, 1, 1}, PadBegin: [3]int{0, 1, 1}}
+	x, w, b := randSlice(r, p.XLen()), randSlice(r, p.WLen()), randSlice(r, p.M)
+	gp := &GemmParams{M: 33, N: 17, K: 129, TransB: true, Alpha: 1, Beta: 1}
+	ga, gb, gc := randSlice(r, gp.M*gp.K), randSlice(r, gp.N*gp.K), randSlice(r, gp.N)
+	gp.CStrideN = 1
+	run := func() ([]float32, []float32) {
+		y, gy := make([]float32, p.YLen()), make([]float32, gp.M*gp.N)
+		conv(p, x, w, b, y)
+		gemm(gp, ga, gb, gc, gy)
+		return y, gy
+	}
+	prev := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(prev)
+	y1, g1 := run()
+	for _, procs := range []int{2, 3, 7} {
+		runtime.GOMAXPROCS(procs)
+		y, g := run()
+		if !slices.Equal(y, y1) || !slices.Equal(g, g1) {
+			t.Fatalf("GOMAXPROCS %d changes results", procs)
 		}
 	}
 }
