@@ -43,8 +43,9 @@ func (d *Device) openFiller() error {
 	return err
 }
 
-// Warm keeps the GPU busy with low-priority filler work for about dur (rounded up to 100 µs)
-// and returns at once, without waiting. GPUs that are not clock-locked drop their clocks
+// Warm keeps the GPU busy with low-priority filler work for about dur (rounded down to 100 µs,
+// so the filler never runs into the INFER that ends the gap) and returns at once, without
+// waiting. GPUs that are not clock-locked drop their clocks
 // within ~1 ms of idling and the next INFER then runs slow (DESIGN.md §7); calling Warm for an
 // idle gap, ending it some tens of µs before the next INFER, keeps them up. An INFER launched
 // while filler runs waits at most one filler kernel (~10 µs) for SMs.
@@ -53,7 +54,7 @@ func (d *Device) Warm(dur time.Duration) error {
 	if d.closed.Load() {
 		return fmt.Errorf("cuda device %d: %w", d.ord, errClosed)
 	}
-	if dur <= 0 {
+	if dur < fillerChunk {
 		return nil
 	}
 	runtime.LockOSThread()
@@ -62,7 +63,7 @@ func (d *Device) Warm(dur time.Duration) error {
 	if err := d.drv.setCurrent(f.c, d.ctx); err != nil {
 		return err
 	}
-	for n := (dur + fillerChunk - 1) / fillerChunk; n > 0; n-- {
+	for n := dur / fillerChunk; n > 0; n-- {
 		if err := d.drv.graphLaunch(f.c, f.g.exec, f.stream); err != nil {
 			return err
 		}
