@@ -22,6 +22,7 @@ func init() {
 		"Unsqueeze": compileUnsqueeze, "Squeeze": compileSqueeze, "Cast": compileCast,
 		"Constant": compileConstant, "ConstantOfShape": compileConstantOfShape,
 		"Slice": compileSlice, "Identity": compileIdentity, "Dropout": compileDropout,
+		"Expand": compileExpand, "Where": compileWhere, "Equal": compileEqual,
 	}
 }
 

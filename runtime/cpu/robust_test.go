@@ -275,6 +275,12 @@ func init() {
 		"Unsqueeze": func() (*Node, []*Tensor) {
 			return &Node{Op: "Unsqueeze", Opset: 13, Attrs: map[string]Attr{}}, []*Tensor{f32(2, 3), i64(0, -1)}
 		},
+		"Expand": func() (*Node, []*Tensor) {
+			return &Node{Op: "Expand", Opset: 13, Attrs: map[string]Attr{}}, []*Tensor{f32(3, 1), i64(2, 1, 4)}
+		},
+		"Where": func() (*Node, []*Tensor) {
+			return &Node{Op: "Where", Opset: 16, Attrs: map[string]Attr{}}, []*Tensor{NewTensor(Bool, 2, 1, 4), f32(3, 1), f32(1, 3, 4)}
+		},
 		"ConstantOfShape": func() (*Node, []*Tensor) {
 			return &Node{Op: "ConstantOfShape", Opset: 13, Attrs: map[string]Attr{}}, []*Tensor{i64(2, 3)}
 		},
