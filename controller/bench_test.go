@@ -22,7 +22,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 		models[i] = fmt.Sprintf("m%d", i)
 	}
 	r := newRig(b, 8, 4, true, models...)
-	defer r.close()
+	defer func() {
+		if !r.closed {
+			r.close()
+		}
+	}()
 	ctx := context.Background()
 	clients := []*client.Client{r.cli}
 	for range 3 {
@@ -61,4 +65,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/el.Seconds(), "req/s")
 	b.ReportMetric(float64(okN.Load())/float64(b.N), "ok-frac")
+	r.close()
+	r.closed = true
+	b.ReportMetric(float64(r.ctl.Stats().Ticks)/float64(b.N), "ticks/req")
 }

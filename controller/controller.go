@@ -67,6 +67,7 @@ type Controller struct {
 type Stats struct {
 	Answered [32]int64 // by wire.Status
 	Late     int64     // answers after the request's deadline
+	Ticks    int64     // scheduler ticks (wake-ups with no event)
 }
 
 type modelEntry struct {
@@ -258,6 +259,7 @@ func (c *Controller) loop(ctx context.Context) {
 		if wake != math.MaxInt64 {
 			d := wake - WireNow()
 			if d <= 0 {
+				c.stats.Ticks++
 				c.step(&tick)
 				continue
 			}
@@ -276,6 +278,7 @@ func (c *Controller) loop(ctx context.Context) {
 				break
 			}
 		case <-timer.C:
+			c.stats.Ticks++
 			c.step(&tick)
 		case <-house.C:
 			c.housekeeping()

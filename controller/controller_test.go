@@ -19,6 +19,7 @@ type rig struct {
 	workers []*testWorker
 	cli     *client.Client
 	cancel  context.CancelFunc
+	closed  bool
 	done    chan error
 	reqLog  bytes.Buffer
 	actLog  bytes.Buffer

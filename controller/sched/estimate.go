@@ -1,5 +1,7 @@
 package sched
 
+import "math"
+
 // window holds the last windowSize measurements of one duration and their p99.
 //
 // Clockwork keeps 10 samples and takes the interpolated 99th percentile, which is close to the
@@ -70,6 +72,16 @@ func (t *tracker) available(now, future, lag int64) int64 {
 		}
 	}
 	return max(t.begin+t.total, now+future)
+}
+
+// wake is the earliest time after now at which available falls inside a schedule-ahead
+// window of ahead. While the head is overdue by more than lag, available moves with the clock,
+// so no tick helps: the lane waits for a result (or for its worker to be declared lost).
+func (t *tracker) wake(now, ahead, lag int64) int64 {
+	if len(t.items) > 0 && t.begin+t.items[0].dur <= now-lag {
+		return math.MaxInt64
+	}
+	return max(t.begin+t.total-ahead+1, now+1)
 }
 
 // add appends an action predicted to start at start (the value available returned).

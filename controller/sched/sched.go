@@ -266,11 +266,8 @@ func (s *Scheduler) WakeNs() int64 {
 		if !g.alive {
 			continue
 		}
-		for c := 0; c < s.cfg.Classes; c++ {
-			if len(g.ready[c].items) > 0 {
-				w = min(w, g.exec.begin+g.exec.total-s.cfg.ScheduleAheadNs+1)
-				break
-			}
+		if g.hasWork(s.cfg.Classes) {
+			w = min(w, g.exec.wake(s.lastNow, s.cfg.ScheduleAheadNs, s.cfg.LagNs))
 		}
 	}
 	if len(s.unmet.items) > 0 {
