@@ -183,6 +183,44 @@ func tailGraph(b *testing.B, g *gpu) (gr *graph, evA, evB uintptr) {
 	n := 4 << 20
 	x := g.upload(b, randFloats(r, n, -1, 1))
 	y := g.alloc(b, int64(4*n))
+	return eventGraph(b, g, func(s uintptr) error {
+		for i := range 20 {
+			src, dst := x, y
+			if i%2 == 1 {
+				src, dst = y, x
+			}
+			if err := d.k.unary(s, actTanh, src, dst, int64(n), 0, 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// gemmGraph is a compute-bound graph: six fp32 GEMMs 1024³ (about 250 µs on an H100).
+func gemmGraph(b *testing.B, g *gpu) (gr *graph, evA, evB uintptr) {
+	r := testRand(b)
+	const m = 1024
+	h, err := g.d.blasHandle()
+	if err != nil {
+		b.Fatal(err)
+	}
+	x, y := g.upload(b, randFloats(r, m*m, -1, 1)), g.upload(b, randFloats(r, m*m, -1, 1))
+	z := g.alloc(b, 4*m*m)
+	return eventGraph(b, g, func(s uintptr) error {
+		for range 6 {
+			if err := h.gemm(FP32, m, m, m, x, y, z); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// eventGraph captures body between two event-record nodes, so the events time the graph
+// alone on the device.
+func eventGraph(b *testing.B, g *gpu, body func(s uintptr) error) (gr *graph, evA, evB uintptr) {
+	d := g.d
 	var err error
 	if evA, err = d.drv.eventCreate(cuEventDefault); err != nil {
 		b.Fatal(err)
@@ -194,14 +232,8 @@ func tailGraph(b *testing.B, g *gpu) (gr *graph, evA, evB uintptr) {
 		if err := d.drv.eventRecordExternal(evA, s); err != nil {
 			return err
 		}
-		for i := range 20 {
-			src, dst := x, y
-			if i%2 == 1 {
-				src, dst = y, x
-			}
-			if err := d.k.unary(s, actTanh, src, dst, int64(n), 0, 0); err != nil {
-				return err
-			}
+		if err := body(s); err != nil {
+			return err
 		}
 		return d.drv.eventRecordExternal(evB, s)
 	})
@@ -262,13 +294,19 @@ func BenchmarkGraphReplayTail(b *testing.B) {
 	b.ReportMetric(pct(wall, 0.9999)/w50, "wall-p99.99/p50")
 }
 
-// The same graph with 2 ms idle gaps between runs, side by side: back to back (reference),
-// idle gaps, and gaps filled by Device.Warm until 50 µs before the next run. Device time from
-// in-graph events; ratios against the back-to-back median.
+// A fixed graph (memory-bound: tailGraph; compute-bound: gemmGraph) with 2 ms idle gaps
+// between runs, side by side: back to back (reference), idle gaps, and gaps filled by
+// Device.Warm until 50 µs before the next run. Device time from in-graph events; ratios
+// against the back-to-back median.
 func BenchmarkIdleGapTail(b *testing.B) {
+	b.Run("memory-bound", func(b *testing.B) { idleGapTail(b, tailGraph) })
+	b.Run("gemm", func(b *testing.B) { idleGapTail(b, gemmGraph) })
+}
+
+func idleGapTail(b *testing.B, mk func(*testing.B, *gpu) (*graph, uintptr, uintptr)) {
 	g := openGPU(b)
 	d := g.d
-	gr, evA, evB := tailGraph(b, g)
+	gr, evA, evB := mk(b, g)
 	defer gr.close()
 	ms := new(float32)
 	const runs = 3000
