@@ -20,6 +20,7 @@ type filler struct {
 	stream uintptr
 	g      *graph
 	c      *caller
+	chunk  time.Duration // measured device time of one filler graph (≥ fillerChunk)
 }
 
 func (d *Device) openFiller() error {
@@ -40,12 +41,54 @@ func (d *Device) openFiller() error {
 		}
 		return nil
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	return f.calibrate(d)
 }
 
-// Warm keeps the GPU busy with low-priority filler work for about dur (rounded down to 100 µs,
-// so the filler never runs into the INFER that ends the gap) and returns at once, without
-// waiting. GPUs that are not clock-locked drop their clocks
+// calibrate measures one filler graph on the device (the kernels' launch gaps make it longer
+// than its nominal 100 µs), the largest of five runs, so Warm never overshoots its gap.
+func (f *filler) calibrate(d *Device) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	start, err := d.drv.eventCreate(cuEventDefault)
+	if err != nil {
+		return err
+	}
+	defer d.drv.eventDestroy(start)
+	end, err := d.drv.eventCreate(cuEventDefault)
+	if err != nil {
+		return err
+	}
+	defer d.drv.eventDestroy(end)
+	ms := new(float32)
+	f.chunk = fillerChunk
+	for range 5 {
+		if err := d.drv.eventRecord(f.c, start, f.stream); err != nil {
+			return err
+		}
+		if err := d.drv.graphLaunch(f.c, f.g.exec, f.stream); err != nil {
+			return err
+		}
+		if err := d.drv.eventRecord(f.c, end, f.stream); err != nil {
+			return err
+		}
+		if err := d.drv.eventSynchronize(f.c, end); err != nil {
+			return err
+		}
+		ns, err := d.drv.elapsedNs(f.c, ms, start, end)
+		if err != nil {
+			return err
+		}
+		f.chunk = max(f.chunk, time.Duration(ns))
+	}
+	return nil
+}
+
+// Warm keeps the GPU busy with low-priority filler work for about dur (rounded down to whole
+// filler graphs of ~100 µs, timed at Open, so the filler does not run into the INFER that ends
+// the gap) and returns at once, without waiting. GPUs that are not clock-locked drop their clocks
 // within ~1 ms of idling and the next INFER then runs slow (DESIGN.md §7); calling Warm for an
 // idle gap, ending it some tens of µs before the next INFER, keeps them up. An INFER launched
 // while filler runs waits at most one filler kernel (~10 µs) for SMs.
@@ -54,16 +97,16 @@ func (d *Device) Warm(dur time.Duration) error {
 	if d.closed.Load() {
 		return fmt.Errorf("cuda device %d: %w", d.ord, errClosed)
 	}
-	if dur < fillerChunk {
+	f := d.fill
+	if dur < f.chunk {
 		return nil
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	f := d.fill
 	if err := d.drv.setCurrent(f.c, d.ctx); err != nil {
 		return err
 	}
-	for n := dur / fillerChunk; n > 0; n-- {
+	for n := dur / f.chunk; n > 0; n-- {
 		if err := d.drv.graphLaunch(f.c, f.g.exec, f.stream); err != nil {
 			return err
 		}
