@@ -791,6 +791,7 @@ func TestGPUHotPathAllocs(t *testing.T) {
 		"gemm":     func() error { return h.gemm(FP32, 64, 64, 64, p, p, q) },
 		"ltmatmul": func() error { return lg.run(p, p, q, g.exec()) },
 		"conv":     func() error { return cp.run(p, p, q, ws) },
+		"Warm":     func() error { return g.d.Warm(300 * time.Microsecond) },
 	} {
 		var ferr error
 		a := testing.AllocsPerRun(100, func() {
@@ -1018,7 +1019,7 @@ func TestGPUWarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	busy := time.Since(t0)
-	t.Logf("Warm(5ms) returned after %v; its filler ran until %v", host, busy)
+	t.Logf("filler graph measured %v; Warm(5ms) returned after %v; its filler ran until %v", g.d.fill.chunk, host, busy)
 	if host > 2*time.Millisecond {
 		t.Errorf("Warm(5ms) blocked the caller for %v", host)
 	}
