@@ -35,6 +35,8 @@ type simWorld struct {
 	delayEvery int
 	delayed    int
 	ticks      int
+	// spikePermille runs in 1000 take spikePercent % of their usual time.
+	spikePermille, spikePercent int
 	// Results due in [stallFrom, stallTo) arrive at stallTo, in order.
 	stallFrom, stallTo int64
 	infers             int
@@ -97,23 +99,32 @@ func testSeed(t testing.TB) uint64 {
 }
 
 func newSimWorld(t testing.TB, seed uint64, cfg Config, gpus, workers, models, pages int) *simWorld {
+	rng := rand.New(rand.NewPCG(seed, 3))
+	var specs []*ModelSpec
+	for m := range models {
+		b1 := int64(500e3 + rng.Int64N(5e6))
+		spec := &ModelSpec{ID: int32(m), LoadNs: int64(2e6 + rng.Int64N(8e6)), Pages: int32(1 + rng.IntN(pages/4))}
+		for i, b := range []int32{1, 2, 4, 8, 16} {
+			spec.Batches = append(spec.Batches, b)
+			spec.ExecNs = append(spec.ExecNs, b1+b1*int64(b-1)*int64(3+i)/20)
+		}
+		specs = append(specs, spec)
+	}
+	return newSimWorldSpecs(t, seed, cfg, gpus, workers, pages, specs)
+}
+
+func newSimWorldSpecs(t testing.TB, seed uint64, cfg Config, gpus, workers, pages int, specs []*ModelSpec) *simWorld {
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := &simWorld{t: t, rng: rand.New(rand.NewPCG(seed, 1)), s: s, netNs: 100e3, workers: workers,
-		reqs: map[uint64]*simReq{}}
+		reqs: map[uint64]*simReq{}, spikePermille: 1, spikePercent: 130}
 	for g := range gpus {
 		w.gpus = append(w.gpus, &simGPU{worker: int32(g % workers)})
 		w.addGPU(int32(g), int32(pages))
 	}
-	for m := range models {
-		b1 := int64(500e3 + w.rng.Int64N(5e6))
-		spec := &ModelSpec{ID: int32(m), LoadNs: int64(2e6 + w.rng.Int64N(8e6)), Pages: int32(1 + w.rng.IntN(pages/4))}
-		for i, b := range []int32{1, 2, 4, 8, 16} {
-			spec.Batches = append(spec.Batches, b)
-			spec.ExecNs = append(spec.ExecNs, b1+b1*int64(b-1)*int64(3+i)/20)
-		}
+	for _, spec := range specs {
 		w.specs = append(w.specs, spec)
 		w.step(&Event{Kind: EvAddModel, Spec: spec})
 	}
@@ -216,8 +227,8 @@ func (w *simWorld) step(ev *Event) {
 				bi++
 			}
 			dur := spec.ExecNs[bi] * int64(970+w.rng.IntN(30)) / 1000
-			if w.rng.IntN(1000) == 0 {
-				dur = dur * 13 / 10 // a rare slow run
+			if w.rng.IntN(1000) < w.spikePermille {
+				dur = dur * int64(w.spikePercent) / 100 // a rare slow run
 			}
 			g.execFree = start + dur // one INFER at a time: the lane is serial by construction
 			g.busyTill[a.Model] = start + dur
