@@ -106,7 +106,7 @@ func runAzure(tb testing.TB, seed uint64, load [][]float64, rate float64, interv
 	cfg := DefaultConfig()
 	cfg.Classes = 1
 	w := newSimWorldSpecs(tb, seed, cfg, 6, 6, 4500, azureSpecs(len(load))) // 4,500 16-MiB pages ≈ 70 GiB per GPU
-	w.spikePermille, w.spikePercent = 1, 110 // anchors-h100.md: p99.99 ≈ 1.1 × median
+	w.spikePermille, w.spikePercent = 1, 110                                // anchors-h100.md: p99.99 ≈ 1.1 × median
 	total := 0.0
 	for _, m := range load {
 		for _, c := range m {
@@ -163,8 +163,11 @@ func BenchmarkAzureSLO(b *testing.B) {
 		b.ReportMetric(float64(len(w.reqs)), "requests")
 		b.ReportMetric(float64(w.statuses[StatusCannotMeetSLO]), "dropped")
 		b.ReportMetric(float64(w.rejected), "worker-rejected")
-		full := runAzure(b, 3, load, capacity, intervalNs)
-		b.ReportMetric(100*float64(full.ok-full.late)/float64(len(full.reqs)), "%within-slo@100%")
+		// Saturated goodput understates what the scheduler sustains (overload wastes work on
+		// LOADs and drops), so show where attainment breaks.
+		for _, f := range []float64{1, 1.25, 1.5, 2} {
+			x := runAzure(b, 3, load, f*capacity, intervalNs)
+			b.ReportMetric(100*float64(x.ok-x.late)/float64(len(x.reqs)), "%within-slo@"+strconv.Itoa(int(f*100))+"%")
+		}
 	}
 }
-
