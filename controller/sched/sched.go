@@ -50,7 +50,7 @@ func DefaultConfig() Config {
 		MaxQueued:       1 << 20,
 		LateBoundNs:     2e6,
 		MaxBatch:        16,
-		Classes:         2,
+		Classes:         3, // wire.PriorityBatch, Normal, Interactive
 		ReplicateNs:     20e6,
 	}
 }
