@@ -5,16 +5,18 @@
 //
 // One GPU's region is split into three parts, which the worker sizes:
 //
-//		Base                                                              Base+Size
-//		| IO arena (Arena) | workspace arena (Arena) | weights cache: pages (Cache) ... |
+//	Base                                                              Base+Size
+//	| IO arena (Arena) | workspace arena (Arena) | weights cache: pages (Cache) ... |
 //
-//	  - Cache: fixed pages (16 MiB by default) that hold models' weights. The controller decides
-//	    what is loaded; the worker calls Load and Evict when told and never evicts on its own.
-//	    Pages of a model with a running INFER are pinned. Handles carry generations.
-//	  - Layout: a model's weight tensors packed into pages at registration, so that no tensor
-//	    spans a page boundary (tensors larger than a page get a contiguous run of pages).
-//	  - Arena: variable-sized buffers for the INFERs in flight (inputs, outputs, activations);
-//	    exhaustion is an error, never a wait.
+// The parts:
+//
+//   - Cache: fixed pages (16 MiB by default) that hold models' weights. The controller decides
+//     what is loaded; the worker calls Load and Evict when told and never evicts on its own.
+//     Pages of a model with a running INFER are pinned. Handles carry generations.
+//   - Layout: a model's weight tensors packed into pages at registration, so that no tensor
+//     spans a page boundary (tensors larger than a page get a contiguous run of pages).
+//   - Arena: variable-sized buffers for the INFERs in flight (inputs, outputs, activations);
+//     exhaustion is an error, never a wait.
 //
 // Pinned host memory, which holds every model's weights and the IO staging buffers, is in
 // internal/pinned.
