@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/clockwork-go/clockwork/controller"
+	"github.com/clockwork-go/clockwork/runtime/sim"
 )
 
 func init() {
@@ -33,6 +34,8 @@ func runController(ctx context.Context, args []string, stdout, stderr io.Writer)
 	secret := fs.String("secret-file", "", "file holding the shared secret for both links (HMAC in the hello); empty: no authentication")
 	fs.DurationVar(&cfg.WorkerTimeout, "worker-timeout", cfg.WorkerTimeout, "a worker silent this long is declared lost and redialled (>= 10ms)")
 	logDir := fs.String("log-dir", "", "directory for clockwork_request_log.tsv and clockwork_action_log.tsv (Clockwork's columns); empty: none")
+	profile := fs.String("profile", "", "measured profile (runtime/sim JSON, from `cw tools profile`) seeding exec estimates; \"v100\": the embedded Clockwork V100 zoo; empty: -default-exec until measured")
+	defExec := fs.Duration("default-exec", time.Duration(cfg.DefaultExecNs), "batch-1 exec estimate of a model with no profile, until its first runs are measured")
 	verbose := fs.Bool("v", false, "log debug events")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -62,6 +65,18 @@ func runController(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if len(cfg.Secret) == 0 {
 			return errors.New("the secret file is empty; put a shared secret in it")
 		}
+	}
+	cfg.DefaultExecNs = int64(*defExec)
+	switch *profile {
+	case "":
+	case "v100":
+		cfg.Profile = controller.SimProfile(sim.DefaultProfile())
+	default:
+		p, err := sim.LoadProfile(*profile)
+		if err != nil {
+			return fmt.Errorf("cannot load -profile: %w", err)
+		}
+		cfg.Profile = controller.SimProfile(p)
 	}
 	level := slog.LevelInfo
 	if *verbose {
