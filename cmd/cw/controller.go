@@ -34,7 +34,7 @@ func runController(ctx context.Context, args []string, stdout, stderr io.Writer)
 	secret := fs.String("secret-file", "", "file holding the shared secret for both links (HMAC in the hello); empty: no authentication")
 	fs.DurationVar(&cfg.WorkerTimeout, "worker-timeout", cfg.WorkerTimeout, "a worker silent this long is declared lost and redialled (>= 10ms)")
 	logDir := fs.String("log-dir", "", "directory for clockwork_request_log.tsv and clockwork_action_log.tsv (Clockwork's columns); empty: none")
-	profile := fs.String("profile", "", "measured profile (runtime/sim JSON, from `cw tools profile`) seeding exec estimates; \"v100\": the embedded Clockwork V100 zoo; empty: -default-exec until measured")
+	profile := fs.String("profile", "", "measured profile (runtime/sim JSON, as cw tools profile writes) seeding exec estimates; \"v100\": the embedded Clockwork V100 zoo; empty: -default-exec until measured")
 	defExec := fs.Duration("default-exec", time.Duration(cfg.DefaultExecNs), "batch-1 exec estimate of a model with no profile, until its first runs are measured")
 	verbose := fs.Bool("v", false, "log debug events")
 	if err := fs.Parse(args); err != nil {
