@@ -81,6 +81,7 @@ func (c CacheConfig) Validate() error {
 const (
 	ownerFree = -1 // page is on the free stack
 	ownerRaw  = -2 // page is held through a Page handle from Alloc
+	ownerLoad = -3 // page taken for a run by a Load in progress
 )
 
 // Cache is the weights page cache of one GPU: a device region split into fixed pages that
@@ -290,7 +291,7 @@ func (c *Cache) Load(id ModelID, pages int, runs []Run) (Residency, error) {
 	}
 	if pages <= 0 || pages > len(c.gen) {
 		if pages > len(c.gen) {
-			return Residency{}, fmt.Errorf("cannot load model %d: %w: needs %d pages, cache has %d in all; use a larger region or page size", id, ErrNoSpace, pages, len(c.gen))
+			return Residency{}, fmt.Errorf("cannot load model %d: %w: needs %d pages, cache has %d in all; give the cache a larger region", id, ErrNoSpace, pages, len(c.gen))
 		}
 		return Residency{}, fmt.Errorf("cannot load model %d with %d pages: %w; a model has at least one page", id, pages, ErrConfig)
 	}
@@ -324,6 +325,7 @@ func (c *Cache) Load(id ModelID, pages int, runs []Run) (Residency, error) {
 		for j := range r.Pages {
 			p := int32(start + j)
 			c.take(p)
+			c.owner[p] = ownerLoad
 			lay[r.First+j] = p
 		}
 	}
