@@ -203,3 +203,35 @@ func TestStatusStrings(t *testing.T) {
 		t.Error("numStatus is valid")
 	}
 }
+
+func TestValidate(t *testing.T) {
+	for _, e := range allExamples() {
+		if err := Validate(e.msg); err != nil {
+			t.Errorf("%s: %v", e.name, err)
+		}
+	}
+	long := make([]byte, MaxPathLen+1)
+	bad := []Message{
+		&Hello{Agent: long[:MaxAgentLen+1]},
+		&Hello{GPUs: make([]GPUInfo, MaxGPUs+1)},
+		&Hello{GPUs: []GPUInfo{{Name: long[:MaxNameLen+1]}}},
+		&Goodbye{Reason: long[:MaxReasonLen+1]},
+		&LoadModel{Path: long},
+		&ModelInfo{Model: ModelDesc{Batches: make([]uint16, MaxBatchSizes+1)}},
+		&ModelList{Models: make([]ModelDesc, MaxModels+1)},
+		&WorkerState{Registered: make([]uint32, MaxModels+1)},
+		&Result{Reason: long[:MaxReasonLen+1]},
+		&Request{Name: long[:MaxNameLen+1]},
+		&Response{Reason: long[:MaxReasonLen+1]},
+	}
+	for _, m := range bad {
+		if err := Validate(m); !errors.Is(err, ErrTooLong) {
+			t.Errorf("%s: %v, want ErrTooLong", m.Type(), err)
+		}
+	}
+	var c Conn
+	c.cfg.InlinePayload = 1
+	if err := c.Send(&LoadModel{Path: long}, nil); !errors.Is(err, ErrTooLong) {
+		t.Errorf("Send of a too-long path: %v", err)
+	}
+}

@@ -53,6 +53,9 @@ func (c *Config) Validate() error {
 	if c.Hello.Role < RoleController || c.Hello.Role > RoleTool {
 		return fmt.Errorf("wire config: Hello.Role %d is not a role", c.Hello.Role)
 	}
+	if err := Validate(&c.Hello); err != nil {
+		return fmt.Errorf("wire config: %w", err)
+	}
 	if (c.StallTimeout > 0 || c.WriteTimeout > 0) && c.Now == nil {
 		return errors.New("wire config: StallTimeout or WriteTimeout set without Now")
 	}
@@ -222,6 +225,9 @@ func (c *Conn) send(m Message, payload []byte, block bool) error {
 	}
 	if len(payload) > maxP {
 		return fmt.Errorf("cannot send %s: %w", m.Type(), tooLong("payload", uint64(len(payload)), uint64(maxP)))
+	}
+	if err := Validate(m); err != nil {
+		return err
 	}
 	inline := len(payload) <= c.cfg.InlinePayload
 	c.mu.Lock()
