@@ -26,6 +26,10 @@ type rig struct {
 }
 
 func newRig(t testing.TB, workers, gpus int, synth bool, models ...string) *rig {
+	return newRigPages(t, workers, gpus, synth, 64, models...)
+}
+
+func newRigPages(t testing.TB, workers, gpus int, synth bool, pages uint32, models ...string) *rig {
 	r := &rig{t: t, done: make(chan error, 1)}
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
@@ -37,7 +41,7 @@ func newRig(t testing.TB, workers, gpus int, synth bool, models ...string) *rig 
 		cfg.Models = append(cfg.Models, ModelSource{Name: m, Path: m + ".onnx"})
 	}
 	for range workers {
-		w := newTestWorker(gpus, 64, synth)
+		w := newTestWorker(gpus, pages, synth)
 		r.workers = append(r.workers, w)
 		cfg.Workers = append(cfg.Workers, w.addr())
 	}
@@ -55,7 +59,7 @@ func newRig(t testing.TB, workers, gpus int, synth bool, models ...string) *rig 
 		t.Fatal(err)
 	}
 	// Wait until every model is served (the workers have joined).
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ms, err := r.cli.ListModels(context.Background())
 		if err != nil {
@@ -65,7 +69,7 @@ func newRig(t testing.TB, workers, gpus int, synth bool, models ...string) *rig 
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("models not registered after 5s: %v", ms)
+			t.Fatalf("%d of %d models registered after 30s", len(ms), len(models))
 		}
 		time.Sleep(5 * time.Millisecond) // polling a remote service: no event to wait on
 	}
