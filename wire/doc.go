@@ -58,16 +58,12 @@
 //
 // # Performance
 //
-// Measured on the 2-core development machine (noisy; see docs/wire.md for the commands and all
-// runs): INFER encode+decode ≈ 45–55 ns, 0 allocations; header-only frames over one loopback TCP
-// connection 5–9 million/s (goal 2 million); 602,112-byte payloads at 0.92–1.15× a raw
-// io.CopyBuffer over the same socket pair, over TLS 0.92–1.0× raw TLS. gnet/v2 against this
-// package's net.Conn server: equal within noise for one connection, pipelined or ping-pong, and
-// for 1,000 connections on 2 cores, where the client dominates; so both links use Conn, and gnet
-// stays out of the dependency graph of wire (wire/wirebench holds the comparison).
-//
-// # Ownership
-//
-// Decoded messages copy what they keep; they never alias the source buffer. Never keep a slice of
-// a connection's read buffer after the call that lent it returns.
+// On the shared 2-core development machine (docs/wire.md has the commands, every run, and a
+// 16-core host for comparison): INFER encode+decode 47–60 ns with 0 allocations; header-only
+// frames over one loopback TCP connection 5.4–9.3 million/s (goal 2 million); 602,112-byte
+// payloads at 0.96–1.20× a raw io.CopyBuffer over the same socket pair, and 0.90–0.99× over TLS
+// (which costs 3–4× in throughput). gnet/v2 against Conn as a server: equal within noise on 2
+// cores; on 16 cores gnet is 5–35 % faster for one pipelined connection that replies inside its
+// read callback and 2× slower with 1,000 connections. Both links therefore use Conn, and gnet is
+// only in wire/wirebench's tests.
 package wire
