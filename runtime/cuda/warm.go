@@ -47,8 +47,8 @@ func (d *Device) openFiller() error {
 	return f.calibrate(d)
 }
 
-// calibrate measures one filler graph on the device (the kernels' launch gaps make it longer
-// than its nominal 100 µs), the largest of five runs, so Warm never overshoots its gap.
+// calibrate measures the device time of one filler graph in steady state (ten launched back to
+// back, after one warm-up): the kernels' launch gaps make it longer than its nominal 100 µs.
 func (f *filler) calibrate(d *Device) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -62,27 +62,29 @@ func (f *filler) calibrate(d *Device) error {
 		return err
 	}
 	defer d.drv.eventDestroy(end)
-	ms := new(float32)
-	f.chunk = fillerChunk
-	for range 5 {
-		if err := d.drv.eventRecord(f.c, start, f.stream); err != nil {
-			return err
-		}
+	const runs = 10
+	if err := d.drv.graphLaunch(f.c, f.g.exec, f.stream); err != nil {
+		return err
+	}
+	if err := d.drv.eventRecord(f.c, start, f.stream); err != nil {
+		return err
+	}
+	for range runs {
 		if err := d.drv.graphLaunch(f.c, f.g.exec, f.stream); err != nil {
 			return err
 		}
-		if err := d.drv.eventRecord(f.c, end, f.stream); err != nil {
-			return err
-		}
-		if err := d.drv.eventSynchronize(f.c, end); err != nil {
-			return err
-		}
-		ns, err := d.drv.elapsedNs(f.c, ms, start, end)
-		if err != nil {
-			return err
-		}
-		f.chunk = max(f.chunk, time.Duration(ns))
 	}
+	if err := d.drv.eventRecord(f.c, end, f.stream); err != nil {
+		return err
+	}
+	if err := d.drv.eventSynchronize(f.c, end); err != nil {
+		return err
+	}
+	ns, err := d.drv.elapsedNs(f.c, new(float32), start, end)
+	if err != nil {
+		return err
+	}
+	f.chunk = max(fillerChunk, time.Duration(ns/runs))
 	return nil
 }
 
