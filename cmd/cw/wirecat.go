@@ -26,8 +26,8 @@ Proxy mode: accept connections on -listen, connect each to -to, forward bytes bo
 unchanged, and print one line per frame:
   TIME CONN DIR TYPE id=.. sent_ns=.. hdr=.. payload=.. | decoded message
 DIR is > for listen side → -to side, < back. A connection that does not speak the protocol is
-still forwarded; its parser stops with the error. With a shared secret or TLS on the link, put
-wirecat on a link without them (it cannot see inside TLS).
+still forwarded; its parser stops with the error. A shared secret works through it (the
+proxy only forwards); TLS does not (it cannot see inside TLS).
 Read mode: print the frames of a captured one-direction stream (a -capture file; - = stdin).`
 
 func runWirecat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
