@@ -3,11 +3,13 @@ package cpu
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -174,6 +176,9 @@ func TestTorchEquivalence(t *testing.T) {
 	if testing.Short() {
 		models = []string{"squeezenet1_1", "mobilenet_v3_small"}
 	}
+	if env := os.Getenv("CPU_EQUIV_MODELS"); env != "" {
+		models = strings.Split(env, ",") // other torchvision models, checked by hand
+	}
 	for _, name := range models {
 		t.Run(name, func(t *testing.T) {
 			dir := torchRefDir(t, name)
@@ -186,16 +191,25 @@ func TestTorchEquivalence(t *testing.T) {
 				t.Fatal(err)
 			}
 			const batch = 8
-			g, pages, err := planONNX(m, []int{batch}, 16<<20, func(b int) []int { return []int{b, 3, 224, 224} })
+			var meta struct{ Input []int }
+			if b, err := os.ReadFile(filepath.Join(dir, "meta.json")); err != nil {
+				t.Fatal(err)
+			} else if err := json.Unmarshal(b, &meta); err != nil || len(meta.Input) != 4 || meta.Input[0] != batch {
+				t.Fatalf("meta.json: input %v, %v", meta.Input, err)
+			}
+			g, pages, err := planONNX(m, []int{batch}, 64<<20, func(b int) []int { return append([]int{b}, meta.Input[1:]...) })
 			if err != nil {
 				t.Fatal(err)
 			}
-			x := readF32(t, filepath.Join(dir, "input.f32"), batch*3*224*224)
+			x := readF32(t, filepath.Join(dir, "input.f32"), numel(meta.Input))
 			y, dur := runOnBackend(t, g, pages, batch, x)
 			want := readF32(t, filepath.Join(dir, "output.f32"), len(y))
 			maxErr, scale, topDiff := equivCheck(y, want, batch)
 			t.Logf("%s: batch %d run %v, %d weight pages, workspace %.1f MiB; max abs error %.3g, output scale %.3g, ratio %.3g; top-1 differs on %d of %d",
 				name, batch, dur.Round(time.Millisecond), g.NumPages, float64(g.Plans[0].WorkspaceBytes)/(1<<20), maxErr, scale, maxErr/scale, len(topDiff), batch)
+			if scale == 0 || math.IsNaN(scale) {
+				t.Fatalf("degenerate reference: output scale %v", scale)
+			}
 			if maxErr > 1e-4*scale {
 				t.Errorf("max abs error %.3g > 1e-4 of output scale %.3g", maxErr, scale)
 			}

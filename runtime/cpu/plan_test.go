@@ -106,6 +106,7 @@ func planONNX(m *onnxModel, batches []int, pageBytes int64, inShape func(batch i
 			types := make([]*Type, len(n.inputs))
 			consts := make([]*Tensor, len(n.inputs))
 			in := make([]int, len(n.inputs))
+			// Shape depends only on the (static) type of its input: always folded
 			allConst := true
 			for j, name := range n.inputs {
 				in[j] = -1
@@ -118,7 +119,7 @@ func planONNX(m *onnxModel, batches []int, pageBytes int64, inShape func(batch i
 				}
 				in[j] = id
 				types[j], consts[j] = &p.Values[id].Type, p.Values[id].Const
-				allConst = allConst && consts[j] != nil && p.Values[id].Loc == InHost
+				allConst = allConst && (n.Op == "Shape" || consts[j] != nil && p.Values[id].Loc == InHost)
 			}
 			k, err := Compile(&node, types, consts)
 			if err != nil {

@@ -4,7 +4,7 @@
 usage: torch_reference.py OUTDIR MODEL [MODEL ...]
 
 For each torchvision MODEL: build it with random weights (torch.manual_seed(0), weights=None),
-BatchNorm statistics calibrated on one random batch, in eval mode; draw 8 random inputs of 3x224x224 (seed 1); write to OUTDIR/MODEL/:
+BatchNorm statistics calibrated on one random batch, in eval mode; draw 8 random inputs of 3x224x224 (299x299 for inception_v3; seed 1); write to OUTDIR/MODEL/:
   model.onnx     torch.onnx.export, opset 13, dynamic batch axis (as the zoo exports)
   input.f32      the 8 inputs, float32 little-endian, NCHW
   output.f32     PyTorch's outputs on CPU in fp32, [8, classes]
@@ -21,12 +21,23 @@ import torchvision
 BATCH = 8
 
 
+def size(name):
+    return 299 if name == "inception_v3" else 224
+
+
 def build(name):
     torch.manual_seed(0)
     kw = {"weights": None}
-    if name == "googlenet":
+    if name in ("googlenet", "inception_v3"):
         kw.update(aux_logits=False, init_weights=True)
     m = getattr(torchvision.models, name)(**kw)
+    # ViT initializes its classifier to zero, so every output would be 0: give all-zero weight
+    # matrices small random values instead.
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.dim() >= 2 and not p.any():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.02)
     # Calibrate BatchNorm statistics on one random batch (seed 2): with the default running
     # stats (mean 0, var 1) random-weight networks collapse to one class for every input,
     # which would make the top-1 check trivial.
@@ -38,7 +49,7 @@ def build(name):
         g = torch.Generator().manual_seed(2)
         m.train()
         with torch.no_grad():
-            m(torch.randn(BATCH, 3, 224, 224, generator=g))
+            m(torch.randn(BATCH, 3, size(name), size(name), generator=g))
     return m.eval()
 
 
@@ -52,7 +63,7 @@ def main():
         os.makedirs(d, exist_ok=True)
         m = build(name)
         g = torch.Generator().manual_seed(1)
-        x = torch.randn(BATCH, 3, 224, 224, generator=g)
+        x = torch.randn(BATCH, 3, size(name), size(name), generator=g)
         with torch.no_grad():
             y = m(x)
         torch.onnx.export(m, x[:1], os.path.join(d, "model.onnx"), opset_version=13,
