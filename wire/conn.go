@@ -273,6 +273,13 @@ func (c *Conn) flushUntilLocked(seq uint64) error {
 		}
 		_ = c.flushLocked()
 	}
+	if c.written < seq {
+		// Failed or aborted: a flush may still be reading the caller's payload (pinned memory
+		// the caller frees once Send returns); wait until none is.
+		for c.flushing {
+			c.space.Wait()
+		}
+	}
 	return c.werr
 }
 
@@ -480,6 +487,9 @@ func (c *Conn) protocolError(err error) error {
 // DecodeInto decodes the current frame's message into m (reader goroutine).
 func (c *Conn) DecodeInto(m Message) error {
 	if err := c.rd.DecodeInto(m); err != nil {
+		if c.rd.err == nil {
+			return err // m is of another type: the caller's mistake, the stream is intact
+		}
 		return c.readFailed(err)
 	}
 	return nil

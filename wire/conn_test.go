@@ -588,3 +588,24 @@ func TestMaxPayload(t *testing.T) {
 		t.Fatalf("sender got %v, want a protocol-error goodbye naming payload_len", err)
 	}
 }
+
+// TestDecodeIntoWrongType: decoding into a message of another type is the consumer's mistake; it
+// gets an error and the connection stays up.
+func TestDecodeIntoWrongType(t *testing.T) {
+	a, b := connectedPair(t, cfgFor(RoleController, ""), cfgFor(RoleWorker, ""))
+	a.Send(&Cancel{RequestID: 1}, nil)
+	a.Send(&Cancel{RequestID: 2}, nil)
+	if _, err := b.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.DecodeInto(&Infer{}); !errors.Is(err, ErrUnexpected) {
+		t.Fatalf("got %v, want ErrUnexpected", err)
+	}
+	var c Cancel
+	if err := b.DecodeInto(&c); err != nil || c.RequestID != 1 {
+		t.Fatalf("%v %v", err, &c)
+	}
+	if h, err := b.Next(); err != nil || h.ID != 2 {
+		t.Fatalf("connection did not survive: %v %v", h, err)
+	}
+}
