@@ -12,8 +12,10 @@
 //     copies timed by events.
 //   - Bindings (unexported, for the model executor of a later issue): driver API (memory,
 //     streams, events, modules, launches, CUDA graphs with in-place kernel-node argument
-//     updates), cuBLAS GemmEx and cuBLASLt matmul in fp32/tf32/fp16, cuDNN convolution forward
-//     with its algorithm fixed at prepare time, pooling and activations, and NVRTC.
+//     updates, virtual memory reserve/map), cuBLAS GemmEx and cuBLASLt matmul in fp32/tf32/fp16,
+//     cuDNN convolution forward with its algorithm fixed at prepare time, pooling and
+//     activations, and NVRTC.
+//   - Device.Warm: low-priority filler work that keeps an unlocked GPU's clocks up in idle gaps.
 //   - Our own kernels (package kernels: elementwise and activations, bias add, channel scale,
 //     concat, softmax, pooling, global average pool, NCHW↔NHWC, fp32↔fp16), compiled by NVRTC
 //     at Open for the device's architecture and cached by hash in memory and optionally on
@@ -37,10 +39,11 @@
 //
 // # Unsafe
 //
-// lib.go, driver.go, blas.go, dnn.go and nvrtc.go pass Go addresses to C. Every such address
-// is converted to uintptr inside the call expression of call (marked go:uintptrescapes) or
-// points into memory allocated once and kept reachable by its owner, so the Go runtime neither
-// moves nor frees it while C holds it.
+// lib.go, driver.go, blas.go, dnn.go, nvrtc.go and vmm.go pass Go addresses to C. Every such
+// address is converted to uintptr inside the call expression of call (which is marked
+// uintptrescapes), or, on hot paths that go through a lane's caller (which must not
+// allocate), points into memory allocated once and kept reachable by its owner, so the Go
+// runtime neither moves nor frees it while C holds it.
 //
 // # Libraries
 //
