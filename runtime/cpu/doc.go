@@ -19,8 +19,39 @@
 // They trust their arguments: every shape is checked when a graph is prepared, so bad input
 // is an error there and can never index out of range at run time.
 //
+// # Backend
+//
+// Backend.Open allocates one host region per device; device addresses are RegionBase plus an
+// offset, so the zero Ptr is never valid. Device.Prepare takes a *Graph: per batch size, a
+// schedule of nodes over values, each value placed in a weight page, the workspace, the IO
+// buffers, or held as a host constant. Program.Run points each value at its bytes in the region
+// (pages as given to this Run) and calls the compiled kernels in order.
+//
 // # Concurrency
 //
 // Kernels split their outputs into contiguous chunks run on GOMAXPROCS goroutines
-// (parallelFor); each output is written by exactly one goroutine.
+// (parallelFor); each output is written by exactly one goroutine. Device lane calls may run
+// concurrently on different lanes; a Program runs one batch at a time (the exec lane).
+//
+// # Ownership
+//
+// During Run, tensors are views of the device region: a kernel never keeps one after it
+// returns, and Program keeps only headers that the next Run re-points. Host buffers given to
+// CopyIn and CopyOut are not retained.
+//
+// # Invariants
+//
+//  1. Everything a kernel indexes was checked at Prepare: Compile checks shapes and attributes
+//     against the op, BatchPlan.validate checks that every value lies inside its page, the
+//     workspace or its IO buffer at an 8-byte aligned offset, that no step writes a weight or
+//     overlaps an input it reads (except exact in-place elementwise ops), and that every value
+//     is written before it is read. Run checks the addresses it is given against the region.
+//  2. Bad input (a malformed graph, an unsupported op, dtype or attribute) is an error naming
+//     the model, batch, op and node; never a panic. A panic is a bug (misaligned view: "BUG:").
+//  3. Results do not depend on the number of cores or on where the pages are placed.
+//
+// # Deviation
+//
+// Run allocates per-node scratch (float64 accumulator rows, goroutines) on the Go heap, unlike
+// device.Program's no-allocation contract: this backend is the oracle, not on a latency path.
 package cpu
