@@ -170,7 +170,7 @@ func TestBadFrames(t *testing.T) {
 
 // classify names the sentinel an error wraps, then its text.
 func classify(err error) string {
-	for _, s := range []error{ErrTruncated, ErrTooLong, ErrBadMagic, ErrVersion, ErrUnknownType, ErrBadValue, ErrTrailing} {
+	for _, s := range []error{ErrTruncated, ErrTooLong, ErrBadMagic, ErrVersion, ErrUnknownType, ErrBadValue, ErrTrailing, ErrClosed} {
 		if errors.Is(err, s) {
 			return fmt.Sprintf("[%v] %v", s, err)
 		}

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -130,7 +131,15 @@ func (f *FrameReader) Next() (*Header, error) {
 			return nil, err
 		}
 	}
-	if err := f.fill(HeaderSize, false); err != nil {
+	// Check the magic as soon as two bytes are in: a peer that speaks another protocol (an HTTP
+	// client on the port) is refused at once, not after its request fails to fill a header.
+	if err := f.fill(2, false); err != nil {
+		return nil, f.fail(err)
+	}
+	if m := binary.LittleEndian.Uint16(f.buf[f.off:]); m != Magic {
+		return nil, f.fail(fmt.Errorf("frame header: magic %#04x, want %#04x (is the peer a cw process on the right port?): %w", m, Magic, ErrBadMagic))
+	}
+	if err := f.fill(HeaderSize, true); err != nil {
 		return nil, f.fail(err)
 	}
 	if _, err := f.hdr.Decode(f.buf[f.off:f.end]); err != nil {
