@@ -119,5 +119,33 @@ func Compile(n *Node, in []*Type, consts []*Tensor) (k *Kernel, err error) {
 			}
 		}
 	}
-	return f(n, in, c)
+	k, err = f(n, in, c)
+	if err != nil {
+		return nil, err
+	}
+	for i, o := range k.Out {
+		if !sizeOK(o.Shape, o.DType.Size()) {
+			return nil, n.errorf("output %d would be %v %v: too large", i, o.DType, o.Shape)
+		}
+	}
+	return k, nil
+}
+
+// MaxTensorBytes bounds any one tensor a node may produce.
+const MaxTensorBytes = 1 << 40
+
+// sizeOK reports whether a tensor of shape and element size fits MaxTensorBytes, without
+// overflowing on the way.
+func sizeOK(shape []int, size int) bool {
+	n := int64(max(size, 1))
+	for _, d := range shape {
+		if d < 0 {
+			return false
+		}
+		if d > 0 && n > MaxTensorBytes/int64(d) {
+			return false
+		}
+		n *= int64(d)
+	}
+	return n <= MaxTensorBytes
 }

@@ -340,3 +340,15 @@ func mutate(r *rand.Rand, mk func() (*Node, []*Tensor)) (*Node, []*Tensor) {
 	}
 	return n, ins
 }
+
+func TestHugeOutputsRejected(t *testing.T) {
+	x := f32(2, 2)
+	n := &Node{Op: "Pad", Name: "huge", Opset: 13, Attrs: map[string]Attr{}}
+	pads := i64(1<<30, 1<<30, 1<<30, 1<<30)
+	if _, err := Compile(n, []*Type{&x.Type, &pads.Type}, []*Tensor{x, pads}); err == nil {
+		t.Fatal("Pad to [2^31, 2^31] compiled")
+	}
+	if !sizeOK([]int{1 << 20, 1 << 18}, 4) || sizeOK([]int{1 << 20, 1 << 19}, 4) || sizeOK([]int{1 << 30, 1 << 30, 1 << 30}, 4) || sizeOK([]int{-1}, 4) {
+		t.Fatal("sizeOK bounds wrong")
+	}
+}
