@@ -113,10 +113,8 @@ func Compile(n *Node, in []*Type, consts []*Tensor) (k *Kernel, err error) {
 		if t == nil {
 			continue
 		}
-		for _, d := range t.Shape {
-			if d < 0 {
-				return nil, n.errorf("input %d has unknown or negative dim in %v", i, t.Shape)
-			}
+		if !sizeOK(t.Shape, t.DType.Size()) {
+			return nil, n.errorf("input %d has a negative dim or is too large: %v", i, t.Shape)
 		}
 	}
 	k, err = f(n, in, c)
