@@ -212,24 +212,34 @@ func (c *Conn) RTT() int64 { return c.rttNs.Load() }
 //
 // Timing: any goroutine; does not allocate once the queue has grown; ~50ns for a header-only frame
 // when the queue has room; blocks on backpressure.
-func (c *Conn) Send(m Message, payload []byte) error { return c.send(m, payload, true) }
+func (c *Conn) Send(m Message, payload []byte) error { return c.send(m, payload, nil, true) }
+
+// SendParts is Send with a payload gathered from parts, in order, without joining them first
+// (e.g. one INFER's batch from several clients' inputs). The same copy-or-wait rule applies to
+// the parts' total length.
+func (c *Conn) SendParts(m Message, parts [][]byte) error { return c.send(m, nil, parts, true) }
 
 // TrySend is Send that returns ErrQueueFull instead of blocking for room. It still waits for a
 // long payload to be written once queued.
-func (c *Conn) TrySend(m Message, payload []byte) error { return c.send(m, payload, false) }
+func (c *Conn) TrySend(m Message, payload []byte) error { return c.send(m, payload, nil, false) }
 
-func (c *Conn) send(m Message, payload []byte, block bool) error {
+// send queues m with payload, or with parts when payload is nil.
+func (c *Conn) send(m Message, payload []byte, parts [][]byte, block bool) error {
 	maxP := c.cfg.MaxPayload
 	if maxP == 0 {
 		maxP = MaxPayloadLen
 	}
-	if len(payload) > maxP {
-		return fmt.Errorf("cannot send %s: %w", m.Type(), tooLong("payload", uint64(len(payload)), uint64(maxP)))
+	total := len(payload)
+	for _, p := range parts {
+		total += len(p)
+	}
+	if total > maxP {
+		return fmt.Errorf("cannot send %s: %w", m.Type(), tooLong("payload", uint64(total), uint64(maxP)))
 	}
 	if err := Validate(m); err != nil {
 		return err
 	}
-	inline := len(payload) <= c.cfg.InlinePayload
+	inline := total <= c.cfg.InlinePayload
 	c.mu.Lock()
 	for {
 		if c.werr != nil {
@@ -241,7 +251,7 @@ func (c *Conn) send(m Message, payload []byte, block bool) error {
 			c.mu.Unlock()
 			return fmt.Errorf("cannot send %s: %w", m.Type(), ErrClosed)
 		}
-		if c.queued == 0 || c.queued+HeaderSize+len(payload) <= c.cfg.QueueBytes {
+		if c.queued == 0 || c.queued+HeaderSize+total <= c.cfg.QueueBytes {
 			break
 		}
 		if !block {
@@ -250,7 +260,7 @@ func (c *Conn) send(m Message, payload []byte, block bool) error {
 		}
 		c.space.Wait()
 	}
-	seq := c.enqueue(m, payload, inline)
+	seq := c.enqueue(m, payload, parts, total, inline)
 	if !inline {
 		// Write it from this goroutine unless a flush is under way: the caller waits for the
 		// write anyway, and this saves two goroutine handoffs per large payload.
@@ -283,25 +293,36 @@ func (c *Conn) flushUntilLocked(seq uint64) error {
 	return c.werr
 }
 
-// enqueue appends one frame to c.q; c.mu is held.
-func (c *Conn) enqueue(m Message, payload []byte, inline bool) uint64 {
+// enqueue appends one frame to c.q, its payload being payload or, if nil, parts (total bytes);
+// c.mu is held.
+func (c *Conn) enqueue(m Message, payload []byte, parts [][]byte, total int, inline bool) uint64 {
 	q := &c.q
 	start := len(q.buf)
-	q.buf = AppendFrame(q.buf, m, c.cfg.WireClock(), c.minDelta.Load(), len(payload))
+	q.buf = AppendFrame(q.buf, m, c.cfg.WireClock(), c.minDelta.Load(), total)
 	if inline {
 		q.buf = append(q.buf, payload...)
+		for _, p := range parts {
+			q.buf = append(q.buf, p...)
+		}
 	}
 	if n := len(q.segs); n > 0 && q.segs[n-1].ext == nil {
 		q.segs[n-1].end = len(q.buf) // extend the previous inline segment
 	} else {
 		q.segs = append(q.segs, seg{off: start, end: len(q.buf)})
 	}
-	if !inline && len(payload) > 0 {
-		q.segs = append(q.segs, seg{ext: payload})
+	if !inline {
+		if len(payload) > 0 {
+			q.segs = append(q.segs, seg{ext: payload})
+		}
+		for _, p := range parts {
+			if len(p) > 0 {
+				q.segs = append(q.segs, seg{ext: p})
+			}
+		}
 	}
 	n := len(q.buf) - start
 	if !inline {
-		n += len(payload)
+		n += total
 	}
 	q.bytes += n
 	c.queued += n
@@ -528,7 +549,7 @@ func (c *Conn) CloseWithStatus(st Status, reason string) error {
 		}
 		c.mu.Lock()
 		if c.werr == nil {
-			c.enqueue(&Goodbye{Status: st, Reason: []byte(reason)}, nil, true)
+			c.enqueue(&Goodbye{Status: st, Reason: []byte(reason)}, nil, nil, 0, true)
 		}
 		c.closing = true
 		c.dataReady.Signal()
@@ -566,13 +587,13 @@ func (c *Conn) goodbyeAndAbort(st Status, reason string) {
 		if len(reason) > MaxReasonLen {
 			reason = reason[:MaxReasonLen]
 		}
-		c.enqueue(&Goodbye{Status: st, Reason: []byte(reason)}, nil, true)
+		c.enqueue(&Goodbye{Status: st, Reason: []byte(reason)}, nil, nil, 0, true)
 		_ = c.flushUntilLocked(c.seq)
 	} else if c.werr == nil && !c.closing {
 		if len(reason) > MaxReasonLen {
 			reason = reason[:MaxReasonLen]
 		}
-		c.enqueue(&Goodbye{Status: st, Reason: []byte(reason)}, nil, true)
+		c.enqueue(&Goodbye{Status: st, Reason: []byte(reason)}, nil, nil, 0, true)
 		c.closing = true
 		c.dataReady.Signal()
 		c.mu.Unlock()
