@@ -57,3 +57,25 @@ func TestClockSyncWindowFollowsDrift(t *testing.T) {
 		t.Fatal("estimate from nothing")
 	}
 }
+
+// TestMACBindsRolesAndNonces: a MAC made by one side cannot stand in for the other side's (roles
+// swapped) or for another exchange (nonces changed or swapped).
+func TestMACBindsRolesAndNonces(t *testing.T) {
+	var n1, n2 [NonceSize]byte
+	n1[0], n2[0] = 1, 2
+	secret := []byte("s")
+	base := ComputeMAC(secret, RoleController, RoleWorker, &n1, &n2)
+	if base != ComputeMAC(secret, RoleController, RoleWorker, &n1, &n2) {
+		t.Fatal("MAC not deterministic")
+	}
+	for name, other := range map[string][MACSize]byte{
+		"roles swapped":  ComputeMAC(secret, RoleWorker, RoleController, &n1, &n2),
+		"nonces swapped": ComputeMAC(secret, RoleController, RoleWorker, &n2, &n1),
+		"other nonce":    ComputeMAC(secret, RoleController, RoleWorker, &n1, &n1),
+		"other secret":   ComputeMAC([]byte("t"), RoleController, RoleWorker, &n1, &n2),
+	} {
+		if other == base {
+			t.Errorf("%s: same MAC", name)
+		}
+	}
+}
