@@ -654,3 +654,35 @@ func TestSendParts(t *testing.T) {
 		close(next)
 	}
 }
+
+// TestHandshakeDeadline: a peer that sends its hello and then nothing (no Auth) cannot hold the
+// handshake past its deadline, even with a StallTimeout configured.
+func TestHandshakeDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		na, nb := net.Pipe()
+		cfg := cfgFor(RoleWorker, "k")
+		cfg.StallTimeout = time.Second
+		c, err := NewConn(na, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			// The silent peer: read what comes, send a hello that asks for auth in two pieces
+			// (so the reader waits mid-frame once), then nothing.
+			go io.Copy(io.Discard, nb)
+			h := AppendFrame(nil, &Hello{Role: RoleController, Flags: HelloAuth, Clock: ClockUnixMono}, 1, NoDelta, 0)
+			nb.Write(h[:10])
+			nb.Write(h[10:])
+		}()
+		start := time.Now()
+		_, err = c.Handshake(start.Add(5 * time.Second))
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("got %v, want a timeout", err)
+		}
+		if d := time.Since(start); d != 5*time.Second {
+			t.Fatalf("handshake gave up after %v, want 5s", d)
+		}
+		nb.Close()
+	})
+}

@@ -34,8 +34,14 @@ func ComputeMAC(secret []byte, sender, receiver Role, receiverNonce, senderNonce
 // (version mismatch, unauthenticated, protocol error), closes the connection, and returns an
 // error wrapping ErrVersion, ErrAuth, ErrUnexpected or the I/O error.
 func (c *Conn) Handshake(deadline time.Time) (*Hello, error) {
+	// The deadline bounds the whole exchange; the stall hooks would move it, so they wait.
+	mid, idle := c.rd.midFrame, c.rd.idle
+	c.rd.midFrame, c.rd.idle = nil, nil
 	_ = c.nc.SetDeadline(deadline)
-	defer c.nc.SetDeadline(time.Time{})
+	defer func() {
+		_ = c.nc.SetDeadline(time.Time{})
+		c.rd.midFrame, c.rd.idle, c.rd.armed = mid, idle, false
+	}()
 	hello := c.cfg.Hello
 	if _, err := rand.Read(hello.Nonce[:]); err != nil {
 		c.Abort()
