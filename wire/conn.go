@@ -28,7 +28,8 @@ type Config struct {
 	Now func() time.Time
 	// StallTimeout bounds how long a frame, once begun, may take to arrive completely; a peer
 	// that stalls mid-frame gets the connection closed with a timeout error. Idle time between
-	// frames is not bounded here (use Ping). 0: no bound.
+	// frames is not bounded here (use Ping). 0: no bound. With it set, the Conn owns the read
+	// deadline: do not set one on NetConn().
 	StallTimeout time.Duration
 	// WriteTimeout bounds one flush; a peer that stops reading fails the writer. 0: no bound.
 	WriteTimeout time.Duration

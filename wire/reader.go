@@ -206,7 +206,11 @@ func (f *FrameReader) ReadPayload(dst []byte) error {
 	if n == len(dst) {
 		return nil
 	}
-	f.arm(true)
+	// Restart the stall clock: the consumer may have taken its time to find dst.
+	if f.midFrame != nil {
+		f.midFrame()
+		f.armed = true
+	}
 	m, err := io.ReadFull(f.r, dst[n:])
 	f.payloadLeft -= m
 	if err != nil {
