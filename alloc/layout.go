@@ -45,7 +45,10 @@ type Placement struct {
 // first fit decreasing (FFD) into the open pages. FFD is within 11/9 of optimal and, on the zoo
 // at 16 MiB, within one page of the lower bound ceil(bytes/page) for every model.
 type Layout struct {
-	PageSize   int64
+	PageSize int64
+	// Packed is set by NewPackedLayout: tensors may span page boundaries, so the model's pages
+	// must be mapped into one contiguous virtual range before use, and Runs is empty.
+	Packed     bool
 	Pages      int         // pages the model needs
 	Runs       []Run       // contiguous runs, by First
 	Placements []Placement // one per tensor, in the order given to NewLayout
@@ -61,25 +64,12 @@ func NewLayout(pageSize int64, tensors []Tensor) (*Layout, error) {
 	if pageSize < 4096 || pageSize%4096 != 0 {
 		return nil, fmt.Errorf("cannot lay out weights in pages of %d bytes: %w; use a positive multiple of 4096", pageSize, ErrConfig)
 	}
-	if len(tensors) > MaxTensors {
-		return nil, fmt.Errorf("cannot lay out %d tensors: %w; at most %d", len(tensors), ErrConfig, MaxTensors)
+	if err := checkTensors(pageSize, tensors); err != nil {
+		return nil, err
 	}
 	l := &Layout{PageSize: pageSize, Placements: make([]Placement, len(tensors))}
 	order := make([]int, len(tensors))
 	for i, t := range tensors {
-		a := t.Align
-		if a == 0 {
-			a = DefaultAlign
-		}
-		if t.Bytes <= 0 {
-			return nil, fmt.Errorf("cannot lay out tensor %d %q: size %d: %w; sizes must be positive", i, t.Name, t.Bytes, ErrConfig)
-		}
-		if a < 0 || a&(a-1) != 0 || a > pageSize {
-			return nil, fmt.Errorf("cannot lay out tensor %d %q: alignment %d: %w; use a power of two ≤ the page size %d", i, t.Name, a, ErrConfig, pageSize)
-		}
-		if t.Bytes > (1<<62)-l.Bytes {
-			return nil, fmt.Errorf("cannot lay out tensor %d %q: total size overflows: %w", i, t.Name, ErrConfig)
-		}
 		l.Bytes += t.Bytes
 		order[i] = i
 	}
@@ -99,10 +89,7 @@ func NewLayout(pageSize int64, tensors []Tensor) (*Layout, error) {
 			l.Placements[i] = Placement{Page: first}
 			continue
 		}
-		a := t.Align
-		if a == 0 {
-			a = DefaultAlign
-		}
+		a := align(t)
 		placed := false
 		for p, u := range used {
 			off := (u + a - 1) &^ (a - 1)
@@ -123,6 +110,69 @@ func NewLayout(pageSize int64, tensors []Tensor) (*Layout, error) {
 	return l, nil
 }
 
+// NewPackedLayout packs tensors back to back, in decreasing size so that alignment padding is
+// rare, letting them span page boundaries: the waste is only the last page's tail and the
+// padding. It is for backends that map a model's pages into one contiguous virtual address
+// range whatever physical pages the cache chose (cuda with the VMM API, DESIGN.md §7); such a
+// backend passes no runs to Cache.Load, so packed layouts never fragment the cache. Control
+// path: allocates.
+func NewPackedLayout(pageSize int64, tensors []Tensor) (*Layout, error) {
+	l, err := NewLayout(pageSize, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTensors(pageSize, tensors); err != nil {
+		return nil, err
+	}
+	l.Packed = true
+	l.Placements = make([]Placement, len(tensors))
+	order := make([]int, len(tensors))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(tensors[b].Bytes, tensors[a].Bytes) })
+	var at int64
+	for _, i := range order {
+		a := align(tensors[i])
+		at = (at + a - 1) &^ (a - 1)
+		l.Placements[i] = Placement{Page: int(at / pageSize), Offset: at % pageSize}
+		at += tensors[i].Bytes
+		l.Bytes += tensors[i].Bytes
+	}
+	l.Pages = int((at + pageSize - 1) / pageSize)
+	l.Waste = int64(l.Pages)*pageSize - l.Bytes
+	return l, nil
+}
+
+func align(t Tensor) int64 {
+	if t.Align == 0 {
+		return DefaultAlign
+	}
+	return t.Align
+}
+
+// checkTensors rejects sizes ≤ 0, bad alignments and totals that overflow.
+func checkTensors(pageSize int64, tensors []Tensor) error {
+	if len(tensors) > MaxTensors {
+		return fmt.Errorf("cannot lay out %d tensors: %w; at most %d", len(tensors), ErrConfig, MaxTensors)
+	}
+	var sum int64
+	for i, t := range tensors {
+		a := align(t)
+		if t.Bytes <= 0 {
+			return fmt.Errorf("cannot lay out tensor %d %q: size %d: %w; sizes must be positive", i, t.Name, t.Bytes, ErrConfig)
+		}
+		if a < 0 || a&(a-1) != 0 || a > pageSize {
+			return fmt.Errorf("cannot lay out tensor %d %q: alignment %d: %w; use a power of two ≤ the page size %d", i, t.Name, a, ErrConfig, pageSize)
+		}
+		if t.Bytes > (1<<62)-sum-a*int64(len(tensors)) {
+			return fmt.Errorf("cannot lay out tensor %d %q: total size overflows: %w", i, t.Name, ErrConfig)
+		}
+		sum += t.Bytes
+	}
+	return nil
+}
+
 // Check verifies that no two tensors overlap, every tensor is aligned and inside its page (or
 // its run), and the counts add up. Tests call it on every layout they build.
 func (l *Layout) Check(tensors []Tensor) error {
@@ -134,16 +184,17 @@ func (l *Layout) Check(tensors []Tensor) error {
 	var sum int64
 	for i, t := range tensors {
 		p := l.Placements[i]
-		a := t.Align
-		if a == 0 {
-			a = DefaultAlign
-		}
+		a := align(t)
 		if p.Page < 0 || p.Page >= l.Pages || p.Offset < 0 || p.Offset%a != 0 {
 			return fmt.Errorf("BUG: tensor %d %q placed at %+v", i, t.Name, p)
 		}
 		start := int64(p.Page)*l.PageSize + p.Offset
 		end := start + t.Bytes
-		if t.Bytes > l.PageSize {
+		if l.Packed {
+			if end > int64(l.Pages)*l.PageSize {
+				return fmt.Errorf("BUG: tensor %d %q at %+v ends past the last page", i, t.Name, p)
+			}
+		} else if t.Bytes > l.PageSize {
 			in := false
 			for _, r := range l.Runs {
 				if r.First == p.Page && p.Offset == 0 && end <= int64(r.First+r.Pages)*l.PageSize {
