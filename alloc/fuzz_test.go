@@ -305,3 +305,33 @@ func TestArenaRandom(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLayout: any tensor list either fails with ErrConfig or lays out with no overlap, no
+// misalignment and no span (paged), never a panic.
+func FuzzLayout(f *testing.F) {
+	f.Add(uint8(1), []byte{1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0x10, 0, 0, 8})
+	f.Fuzz(func(t *testing.T, pageShift uint8, data []byte) {
+		pageSize := int64(4096) << (pageShift % 4)
+		var ts []Tensor
+		for i := 0; i+4 < len(data) && len(ts) < 256; i += 5 {
+			n := int64(binary.LittleEndian.Uint32(data[i:])) % (8 * pageSize)
+			ts = append(ts, Tensor{Bytes: n - 1, Align: int64(1) << (data[i+4] % 14)})
+		}
+		for _, packed := range []bool{false, true} {
+			newLayout := NewLayout
+			if packed {
+				newLayout = NewPackedLayout
+			}
+			l, err := newLayout(pageSize, ts)
+			if err != nil {
+				if !errors.Is(err, ErrConfig) {
+					t.Fatalf("error not ErrConfig: %v", err)
+				}
+				continue
+			}
+			if err := l.Check(ts); err != nil {
+				t.Fatalf("packed=%v: %v", packed, err)
+			}
+		}
+	})
+}
