@@ -58,7 +58,7 @@ func sortedNames(z map[string][]Tensor) []string {
 // zooStats lays out every zoo model at one page size.
 type zooStats struct {
 	bytes, pageBytes, boundBytes int64 // tensor bytes, bytes of the pages used, of ceil(bytes/page) pages
-	pages, runs                      int
+	pages, runs                  int
 }
 
 func layoutZoo(t testing.TB, z map[string][]Tensor, pageSize int64, packed bool, print func(string, *Layout)) zooStats {
