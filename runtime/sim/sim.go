@@ -186,10 +186,12 @@ func (d *Device) CopyOut(lane device.Lane, dst []byte, src device.Ptr) (device.S
 	return d.wait(d.copyNs(len(dst), d.cfg.D2HBytesPerSec)), nil
 }
 
+// wait blocks for ns and returns the device-side span: exactly ns long from the start, as GPU
+// events would measure it, even when the host thread wakes late.
 func (d *Device) wait(ns int64) device.Span {
 	start := d.cfg.Clock()
-	end := WaitUntil(d.cfg.Clock, start+ns, d.cfg.SpinNs)
-	return device.Span{StartNs: start, EndNs: end}
+	WaitUntil(d.cfg.Clock, start+ns, d.cfg.SpinNs)
+	return device.Span{StartNs: start, EndNs: start + ns}
 }
 
 // Prepare implements device.Device. m must be a *ModelProfile; batches must be profiled sizes.

@@ -1,0 +1,197 @@
+package worker
+
+import (
+	"fmt"
+	"math/bits"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/clockwork-go/clockwork/runtime/device"
+)
+
+// gpuMem is one device's region, split as DESIGN.md §6 lays it out:
+//
+//	Base                 +IOBytes              +WorkspaceBytes        Base+Size
+//	| IO arena: slots    | workspace (one INFER | weights cache: pages ... |
+//
+// The weights cache is a free stack of fixed pages; the worker never evicts on its own. The IO
+// arena is cut into fixed slots of IOSlotBytes, one per INFER between its input copy and its
+// output copy; the workspace is one region because one INFER executes at a time (C2).
+//
+// This is the worker's own minimal allocator, written before package alloc existed; alloc's page
+// cache (generations, layouts) replaces it behind the same calls.
+//
+// # Concurrency
+//
+// mu guards everything; held only for O(pages) bookkeeping, never across a copy.
+type gpuMem struct {
+	mu        sync.Mutex
+	base      device.Ptr
+	pageBytes int64
+	pageBase  device.Ptr
+	total     int
+	free      []int32 // free page indices; a stack
+	ioBase    device.Ptr
+	slotBytes int64
+	slots     []int32 // free IO slots
+	wsBase    device.Ptr
+	wsBytes   int64
+}
+
+func newGPUMem(info device.Info, c *Config) (*gpuMem, error) {
+	fixed := c.IOBytes + c.WorkspaceBytes
+	if info.Size < fixed+c.PageBytes {
+		return nil, fmt.Errorf("cannot lay out gpu %d: region of %d bytes < IO %d + workspace %d + one %d-byte page; lower IOBytes/WorkspaceBytes or give a larger region", info.Index, info.Size, c.IOBytes, c.WorkspaceBytes, c.PageBytes)
+	}
+	m := &gpuMem{base: info.Base, pageBytes: c.PageBytes, ioBase: info.Base, slotBytes: c.IOSlotBytes,
+		wsBase: info.Base + device.Ptr(c.IOBytes), wsBytes: c.WorkspaceBytes, pageBase: info.Base + device.Ptr(fixed)}
+	m.total = int((info.Size - fixed) / c.PageBytes)
+	m.free = make([]int32, m.total)
+	for i := range m.free {
+		m.free[i] = int32(m.total - 1 - i) // pop gives page 0 first
+	}
+	n := int(c.IOBytes / c.IOSlotBytes)
+	m.slots = make([]int32, n)
+	for i := range m.slots {
+		m.slots[i] = int32(n - 1 - i)
+	}
+	return m, nil
+}
+
+func (m *gpuMem) pagePtr(i int32) device.Ptr { return m.pageBase + device.Ptr(int64(i)*m.pageBytes) }
+
+// allocPages appends n pages to dst, or returns false and takes none.
+func (m *gpuMem) allocPages(dst []int32, n int) ([]int32, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n > len(m.free) {
+		return dst, false
+	}
+	k := len(m.free) - n
+	for i := len(m.free) - 1; i >= k; i-- {
+		dst = append(dst, m.free[i])
+	}
+	m.free = m.free[:k]
+	return dst, true
+}
+
+func (m *gpuMem) freePages(pages []int32) {
+	m.mu.Lock()
+	m.free = append(m.free, pages...)
+	if len(m.free) > m.total {
+		panic(fmt.Sprintf("BUG: worker: %d free pages of %d after a free", len(m.free), m.total))
+	}
+	m.mu.Unlock()
+}
+
+func (m *gpuMem) freeCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.free)
+}
+
+// allocSlot returns an IO slot's address, or -1.
+func (m *gpuMem) allocSlot() int32 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.slots) == 0 {
+		return -1
+	}
+	s := m.slots[len(m.slots)-1]
+	m.slots = m.slots[:len(m.slots)-1]
+	return s
+}
+
+func (m *gpuMem) freeSlot(s int32) {
+	m.mu.Lock()
+	m.slots = append(m.slots, s)
+	m.mu.Unlock()
+}
+
+func (m *gpuMem) slotPtr(s int32) device.Ptr { return m.ioBase + device.Ptr(int64(s)*m.slotBytes) }
+
+// hostPool hands out host IO buffers in power-of-two size classes from 4 KiB up, carved from
+// anonymous mmap'd chunks (off the Go heap; mlock'd when the memlock limit allows, else left
+// pageable and counted in Pinned). Freed buffers go back to their class, so steady state neither
+// maps nor allocates. The total is bounded by limit.
+//
+// Inputs are read from the socket straight into these buffers (one copy: kernel → buffer), and
+// the device copies from them. On cuda they must also be registered with the driver
+// (device.HostRegistrar); the worker does that per chunk.
+type hostPool struct {
+	mu       sync.Mutex
+	limit    int64
+	used     int64 // bytes carved
+	classes  [40][][]byte
+	chunks   [][]byte
+	locked   int64
+	register func([]byte) error
+}
+
+const minClassShift = 12
+
+func classOf(n int) int {
+	if n <= 1<<minClassShift {
+		return 0
+	}
+	return bits.Len(uint(n-1)) - minClassShift
+}
+
+// get returns a buffer of at least n bytes (len n), or nil when the pool is exhausted.
+//
+// Timing: reader goroutine; does not allocate once the class has buffers.
+func (p *hostPool) get(n int) []byte {
+	c := classOf(n)
+	if c >= len(p.classes) {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l := p.classes[c]; len(l) > 0 {
+		b := l[len(l)-1]
+		p.classes[c] = l[:len(l)-1]
+		return b[:n]
+	}
+	size := int64(1) << (c + minClassShift)
+	if p.used+size > p.limit {
+		return nil
+	}
+	b, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		return nil
+	}
+	if unix.Mlock(b) == nil {
+		p.locked += size
+	}
+	if p.register != nil {
+		if p.register(b) != nil {
+			_ = unix.Munmap(b)
+			return nil
+		}
+	}
+	p.used += size
+	p.chunks = append(p.chunks, b)
+	return b[:n]
+}
+
+func (p *hostPool) put(b []byte) {
+	if b == nil {
+		return
+	}
+	b = b[:cap(b)]
+	c := classOf(len(b))
+	p.mu.Lock()
+	p.classes[c] = append(p.classes[c], b)
+	p.mu.Unlock()
+}
+
+func (p *hostPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range p.chunks {
+		_ = unix.Munmap(b)
+	}
+	p.chunks = nil
+	p.classes = [40][][]byte{}
+}
