@@ -34,14 +34,14 @@ type action struct {
 	expected int64
 	received int64
 	seq      uint64 // FIFO among equal eligible times
-	eligible int64 // on the lane it is queued on
-	started  int64 // first phase's start, for lateness
+	eligible int64  // on the lane it is queued on
+	started  int64  // first phase's start, for lateness
 	phases   [wire.NumPhases]wire.Span
 	execNs   int64
 	status   wire.Status
 	reason   string
-	host     []byte // input then output, from the host pool
-	slot     int32  // device IO slot, -1 when none
+	host     []byte   // input then output, from the host pool
+	slot     int32    // device IO slot, -1 when none
 	pset     *pageSet // pinned weights on gpu, nil when none
 }
 

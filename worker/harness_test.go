@@ -174,7 +174,6 @@ func (k *ctl) infer(model uint32, gpu, batch int, input []byte) *wire.Result {
 	return k.do(&wire.Infer{Window: k.window(model, gpu, 0, time.Second), Batch: uint16(batch)}, input)
 }
 
-
 func contextWithCancel() (context.Context, context.CancelFunc) {
 	return context.WithCancel(context.Background())
 }
