@@ -330,7 +330,7 @@ func (p *Program) WeightBytes() int64 { return p.graph.WeightBytes }
 // Run executes one batch. pages[i] is the address of weight page i; in, out and workspace
 // are the IO buffers and scratch. Every address range is checked against the region first.
 // Timing: exec thread; blocks for the run (seconds for large models: this is the reference,
-// not a fast path); kernels allocate small scratch (accumulator rows, goroutines) per node.
+// not a fast path); allocates nothing for the float32 CNN operator set (see package doc).
 func (p *Program) Run(batch int, pages []device.Ptr, in, out, workspace device.Ptr) (device.Span, error) {
 	cp := p.plan(batch)
 	if cp == nil {

@@ -163,6 +163,20 @@ func TestBackendRunsTinyGraph(t *testing.T) {
 			}
 			outs = append(outs, y)
 		}
+		if batch == 4 {
+			addrs := make([]device.Ptr, len(pages))
+			for i := range pages {
+				addrs[i] = base + device.Ptr(i)*device.Ptr(g.PageBytes)
+			}
+			in := base + 64<<10
+			out, ws := in+device.Ptr(prog.InputBytes(batch)+7)&^7, base+128<<10
+			for range 10 {
+				prog.Run(batch, addrs, in, out, ws)
+			}
+			if a := testing.AllocsPerRun(20, func() { prog.Run(batch, addrs, in, out, ws) }); a != 0 {
+				t.Errorf("Run allocates %v times per call", a)
+			}
+		}
 		if !bytes.Equal(outs[0], outs[1]) {
 			t.Errorf("batch %d: output depends on where the pages are", batch)
 		}

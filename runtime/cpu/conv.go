@@ -1,6 +1,9 @@
 package cpu
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
 
 // Act is an activation fused into the output of Conv and Gemm.
 type Act struct {
@@ -90,17 +93,54 @@ func validRange(in, out, stride, pad, koff int) (lo, hi int) {
 	return lo, hi
 }
 
-// conv computes y = act(conv(x, w) + b). b may be nil. Sums are accumulated in float64 in a
-// fixed order (input channel, then kernel position) and rounded once to float32, so the result
-// is the exact sum correctly rounded in nearly all cases: closer to the mathematical value than
-// PyTorch's fp32 blocked sums, and independent of the number of cores.
+// convTask computes y = act(conv(x, w) + b). b may be nil. Sums are accumulated in float64
+// in a fixed order (input channel, then kernel position) and rounded once to float32, so the
+// result is the exact sum correctly rounded in nearly all cases: closer to the mathematical
+// value than PyTorch's fp32 blocked sums, and independent of the number of cores.
 // Output channels are computed four at a time (sharing each input load); the order of every
 // sum is the same as one channel at a time.
-// Callers check p.Validate and the slice lengths first.
-// Timing: exec thread; parallel over (image, block of 4 output channels); allocates the
-// float64 accumulators once per chunk.
-func conv(p *ConvParams, x, w, b, y []float32) {
-	const blk = 4
+type convTask struct {
+	p          *ConvParams
+	ranges     [3][]rng // valid output range per kernel offset, per dim
+	x, w, b, y []float32
+	wg         sync.WaitGroup
+}
+
+type rng struct{ lo, hi int }
+
+const convBlock = 4
+
+func newConvTask(p *ConvParams) *convTask {
+	t := &convTask{p: p}
+	for d := range 3 {
+		t.ranges[d] = make([]rng, p.Kernel[d])
+		for k := range t.ranges[d] {
+			lo, hi := validRange(p.In[d], p.Out[d], p.Stride[d], p.PadBegin[d], k*p.Dilation[d])
+			t.ranges[d][k] = rng{lo, hi}
+		}
+	}
+	return t
+}
+
+// exec runs the convolution. Callers check p.Validate and the slice lengths first.
+// Timing: exec thread; parallel over (image, block of 4 output channels); no allocation.
+func (t *convTask) exec(x, w, b, y []float32) {
+	p := t.p
+	t.x, t.w, t.b, t.y = x, w, b, y
+	mg := p.M / p.Group
+	outSp := p.Out[0] * p.Out[1] * p.Out[2]
+	kSp := p.Kernel[0] * p.Kernel[1] * p.Kernel[2]
+	nblocks := p.N * p.Group * ((mg + convBlock - 1) / convBlock)
+	parallel(t, &t.wg, nblocks, max(1, (1<<16)/max(1, convBlock*outSp*(p.C/p.Group)*kSp)))
+	t.x, t.w, t.b, t.y = nil, nil, nil, nil
+}
+
+// conv is convTask for one call (tests).
+func conv(p *ConvParams, x, w, b, y []float32) { newConvTask(p).exec(x, w, b, y) }
+
+func (t *convTask) run(s *scratch, lo, hi int) {
+	const blk = convBlock
+	p, x, w, b, y := t.p, t.x, t.w, t.b, t.y
 	cg := p.C / p.Group
 	mg := p.M / p.Group
 	inSp := p.In[0] * p.In[1] * p.In[2]
@@ -108,83 +148,69 @@ func conv(p *ConvParams, x, w, b, y []float32) {
 	kSp := p.Kernel[0] * p.Kernel[1] * p.Kernel[2]
 	IH, IW := p.In[1], p.In[2]
 	OH, OW := p.Out[1], p.Out[2]
-	// valid output ranges per kernel offset, per dim
-	type rng struct{ lo, hi int }
-	var ranges [3][]rng
-	for d := range 3 {
-		ranges[d] = make([]rng, p.Kernel[d])
-		for k := range ranges[d] {
-			lo, hi := validRange(p.In[d], p.Out[d], p.Stride[d], p.PadBegin[d], k*p.Dilation[d])
-			ranges[d][k] = rng{lo, hi}
-		}
-	}
+	ranges := t.ranges
 	blocksPerGroup := (mg + blk - 1) / blk
-	nblocks := p.N * p.Group * blocksPerGroup
-	grain := max(1, (1<<16)/max(1, blk*outSp*cg*kSp))
-	parallelFor(nblocks, grain, func(lo, hi int) {
-		var acc [blk][]float64
-		for j := range acc {
-			acc[j] = make([]float64, outSp)
-		}
-		for bi := lo; bi < hi; bi++ {
-			n := bi / (p.Group * blocksPerGroup)
-			g := bi / blocksPerGroup % p.Group
-			m0 := g*mg + bi%blocksPerGroup*blk
-			nm := min(blk, g*mg+mg-m0) // channels in this block
-			for j := range acc {
-				clear(acc[j])
-			}
-			a0, a1, a2, a3 := acc[0], acc[1], acc[2], acc[3]
-			for ic := 0; ic < cg; ic++ {
-				xc := x[(n*p.C+g*cg+ic)*inSp:][:inSp]
-				var wc [blk][]float32
-				for j := range blk {
-					if j < nm {
-						wc[j] = w[((m0+j)*cg+ic)*kSp:][:kSp]
-					}
+	all := s.float64s(blk * outSp)
+	var acc [blk][]float64
+	for j := range acc {
+		acc[j] = all[j*outSp : (j+1)*outSp]
+	}
+	for bi := lo; bi < hi; bi++ {
+		n := bi / (p.Group * blocksPerGroup)
+		g := bi / blocksPerGroup % p.Group
+		m0 := g*mg + bi%blocksPerGroup*blk
+		nm := min(blk, g*mg+mg-m0) // channels in this block
+		clear(all)
+		a0, a1, a2, a3 := acc[0], acc[1], acc[2], acc[3]
+		for ic := 0; ic < cg; ic++ {
+			xc := x[(n*p.C+g*cg+ic)*inSp:][:inSp]
+			var wc [blk][]float32
+			for j := range blk {
+				if j < nm {
+					wc[j] = w[((m0+j)*cg+ic)*kSp:][:kSp]
 				}
-				for kd := 0; kd < p.Kernel[0]; kd++ {
-					dr := ranges[0][kd]
-					for kh := 0; kh < p.Kernel[1]; kh++ {
-						hr := ranges[1][kh]
-						for kw := 0; kw < p.Kernel[2]; kw++ {
-							wr := ranges[2][kw]
-							if wr.lo >= wr.hi {
-								continue
-							}
-							ki := (kd*p.Kernel[1]+kh)*p.Kernel[2] + kw
-							var wv [blk]float64
-							for j := range nm {
-								wv[j] = float64(wc[j][ki])
-							}
-							w0, w1, w2, w3 := wv[0], wv[1], wv[2], wv[3]
-							cnt := wr.hi - wr.lo
-							for od := dr.lo; od < dr.hi; od++ {
-								id := od*p.Stride[0] - p.PadBegin[0] + kd*p.Dilation[0]
-								for oh := hr.lo; oh < hr.hi; oh++ {
-									ih := oh*p.Stride[1] - p.PadBegin[1] + kh*p.Dilation[1]
-									xrow := xc[(id*IH+ih)*IW:][:IW]
-									o := (od*OH+oh)*OW + wr.lo
-									r0, r1, r2, r3 := a0[o:o+cnt], a1[o:o+cnt], a2[o:o+cnt], a3[o:o+cnt]
-									iw0 := wr.lo*p.Stride[2] - p.PadBegin[2] + kw*p.Dilation[2]
-									if p.Stride[2] == 1 {
-										xs := xrow[iw0 : iw0+cnt]
-										for i, v := range xs {
-											f := float64(v)
-											r0[i] += w0 * f
-											r1[i] += w1 * f
-											r2[i] += w2 * f
-											r3[i] += w3 * f
-										}
-									} else {
-										s := p.Stride[2]
-										for i, iw := 0, iw0; i < cnt; i, iw = i+1, iw+s {
-											f := float64(xrow[iw])
-											r0[i] += w0 * f
-											r1[i] += w1 * f
-											r2[i] += w2 * f
-											r3[i] += w3 * f
-										}
+			}
+			for kd := 0; kd < p.Kernel[0]; kd++ {
+				dr := ranges[0][kd]
+				for kh := 0; kh < p.Kernel[1]; kh++ {
+					hr := ranges[1][kh]
+					for kw := 0; kw < p.Kernel[2]; kw++ {
+						wr := ranges[2][kw]
+						if wr.lo >= wr.hi {
+							continue
+						}
+						ki := (kd*p.Kernel[1]+kh)*p.Kernel[2] + kw
+						var wv [blk]float64
+						for j := range nm {
+							wv[j] = float64(wc[j][ki])
+						}
+						w0, w1, w2, w3 := wv[0], wv[1], wv[2], wv[3]
+						cnt := wr.hi - wr.lo
+						for od := dr.lo; od < dr.hi; od++ {
+							id := od*p.Stride[0] - p.PadBegin[0] + kd*p.Dilation[0]
+							for oh := hr.lo; oh < hr.hi; oh++ {
+								ih := oh*p.Stride[1] - p.PadBegin[1] + kh*p.Dilation[1]
+								xrow := xc[(id*IH+ih)*IW:][:IW]
+								o := (od*OH+oh)*OW + wr.lo
+								r0, r1, r2, r3 := a0[o:o+cnt], a1[o:o+cnt], a2[o:o+cnt], a3[o:o+cnt]
+								iw0 := wr.lo*p.Stride[2] - p.PadBegin[2] + kw*p.Dilation[2]
+								if p.Stride[2] == 1 {
+									xs := xrow[iw0 : iw0+cnt]
+									for i, v := range xs {
+										f := float64(v)
+										r0[i] += w0 * f
+										r1[i] += w1 * f
+										r2[i] += w2 * f
+										r3[i] += w3 * f
+									}
+								} else {
+									st := p.Stride[2]
+									for i, iw := 0, iw0; i < cnt; i, iw = i+1, iw+st {
+										f := float64(xrow[iw])
+										r0[i] += w0 * f
+										r1[i] += w1 * f
+										r2[i] += w2 * f
+										r3[i] += w3 * f
 									}
 								}
 							}
@@ -192,19 +218,19 @@ func conv(p *ConvParams, x, w, b, y []float32) {
 					}
 				}
 			}
-			for j := range nm {
-				m := m0 + j
-				bias := 0.0
-				if b != nil {
-					bias = float64(b[m])
-				}
-				yc := y[(n*p.M+m)*outSp:][:outSp]
-				for i, v := range acc[j] {
-					yc[i] = p.Act.apply(float32(v + bias))
-				}
+		}
+		for j := range nm {
+			m := m0 + j
+			bias := 0.0
+			if b != nil {
+				bias = float64(b[m])
+			}
+			yc := y[(n*p.M+m)*outSp:][:outSp]
+			for i, v := range acc[j] {
+				yc[i] = p.Act.apply(float32(v + bias))
 			}
 		}
-	})
+	}
 }
 
 // convRef is the naive definition, used by tests only.

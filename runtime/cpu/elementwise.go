@@ -31,9 +31,22 @@ const (
 // all cases.
 // Timing: exec thread; parallel over elements.
 func unary(op UnaryOp, alpha, beta float32, x, y []float32) {
+	runOnce(unaryRange, unaryArgs{op, alpha, beta, x, y}, len(x), unaryGrain)
+}
+
+const unaryGrain = 1 << 14
+
+type unaryArgs struct {
+	op          UnaryOp
+	alpha, beta float32
+	x, y        []float32
+}
+
+func unaryRange(u *unaryArgs, _ *scratch, lo, hi int) {
+	op, alpha, beta := u.op, u.alpha, u.beta
 	a, b := float64(alpha), float64(beta)
-	parallelFor(len(x), 1<<14, func(lo, hi int) {
-		xs, ys := x[lo:hi], y[lo:hi]
+	{
+		xs, ys := u.x[lo:hi], u.y[lo:hi]
 		switch op {
 		case OpRelu:
 			for i, v := range xs {
@@ -85,7 +98,7 @@ func unary(op UnaryOp, alpha, beta float32, x, y []float32) {
 				ys[i] = float32(math.Exp(float64(v)))
 			}
 		}
-	})
+	}
 }
 
 func sigmoid64(v float64) float64 {
@@ -208,30 +221,44 @@ func newBroadcast(a, b []int) (*Broadcast, error) {
 	return p, nil
 }
 
-// binaryT computes y = a op b elementwise over the planned broadcast, for any element type.
-// Integer Div truncates toward zero; Pow is evaluated in float64 and converted back.
-// Timing: exec thread; parallel over outer rows.
-func binaryT[T number](op BinaryOp, p *Broadcast, a, b, y []T) {
+type binaryArgs[T number] struct {
+	op      BinaryOp
+	p       *Broadcast
+	a, b, y []T
+}
+
+func (p *Broadcast) rows() int {
 	rows := 1
 	for _, d := range p.outer {
 		rows *= d
 	}
+	return rows
+}
+
+func (p *Broadcast) grain() int { return max(1, (1<<14)/max(1, p.InnerCount)) }
+
+// binaryT computes y = a op b elementwise over the planned broadcast, for any element type.
+// Integer Div truncates toward zero; Pow is evaluated in float64 and converted back.
+// Timing: exec thread; parallel over outer rows.
+func binaryT[T number](op BinaryOp, p *Broadcast, a, b, y []T) {
+	runOnce(binaryRange[T], binaryArgs[T]{op, p, a, b, y}, p.rows(), p.grain())
+}
+
+func binaryRange[T number](args *binaryArgs[T], s *scratch, lo, hi int) {
+	p, a, b, y := args.p, args.a, args.b, args.y
 	n := p.InnerCount
-	parallelFor(rows, max(1, (1<<14)/max(1, n)), func(lo, hi int) {
-		idx := make([]int, len(p.outer))
-		for r := lo; r < hi; r++ {
-			// decode r into the outer index
-			oa, ob, rr := 0, 0, r
-			for d := len(p.outer) - 1; d >= 0; d-- {
-				idx[d] = rr % p.outer[d]
-				rr /= p.outer[d]
-				oa += idx[d] * p.SA[d]
-				ob += idx[d] * p.SB[d]
-			}
-			ys := y[r*n:][:n]
-			binaryRow(op, ys, a[oa:], b[ob:], p.InnerA, p.InnerB)
+	idx := s.ints(len(p.outer))
+	for r := lo; r < hi; r++ {
+		// decode r into the outer index
+		oa, ob, rr := 0, 0, r
+		for d := len(p.outer) - 1; d >= 0; d-- {
+			idx[d] = rr % p.outer[d]
+			rr /= p.outer[d]
+			oa += idx[d] * p.SA[d]
+			ob += idx[d] * p.SB[d]
 		}
-	})
+		binaryRow(args.op, y[r*n:][:n], a[oa:], b[ob:], p.InnerA, p.InnerB)
+	}
 }
 
 func binaryRow[T number](op BinaryOp, y, a, b []T, sa, sb int) {

@@ -13,85 +13,103 @@ type GemmParams struct {
 	Act                Act
 }
 
+type gemmArgs struct {
+	p          *GemmParams
+	a, b, c, y []float32
+}
+
+func gemmGrain(p *GemmParams) int { return max(1, (1<<15)/max(1, p.N*p.K)) }
+
 // gemm computes the product with float64 accumulation, rounded once per output.
 // Timing: exec thread; parallel over rows of Y.
 func gemm(p *GemmParams, a, b, c, y []float32) {
-	M, N, K := p.M, p.N, p.K
-	// element strides of A'[i,k] and B'[k,j]
+	runOnce(gemmRange, gemmArgs{p, a, b, c, y}, p.M, gemmGrain(p))
+}
+
+func gemmRange(g *gemmArgs, s *scratch, lo, hi int) {
+	p, a, b, c, y := g.p, g.a, g.b, g.c, g.y
+	N, K := p.N, p.K
+	// element strides of A'[i,k]
 	ai, ak := K, 1
 	if p.TransA {
-		ai, ak = 1, M
+		ai, ak = 1, p.M
 	}
 	bk := N // B[k, j] when not transposed; the transposed case reads rows of B directly
-	grain := max(1, (1<<15)/max(1, N*K))
-	parallelFor(M, grain, func(lo, hi int) {
-		acc := make([]float64, N)
-		for i := lo; i < hi; i++ {
-			if p.TransB {
-				// rows of B are contiguous along k: dot products
-				for j := 0; j < N; j++ {
-					s := 0.0
-					brow := b[j*K:][:K]
-					if !p.TransA {
-						arow := a[i*K:][:K]
-						for k, v := range arow {
-							s += float64(v) * float64(brow[k])
-						}
-					} else {
-						for k := 0; k < K; k++ {
-							s += float64(a[i*ai+k*ak]) * float64(brow[k])
-						}
+	acc := s.float64s(N)
+	for i := lo; i < hi; i++ {
+		if p.TransB {
+			// rows of B are contiguous along k: dot products
+			for j := 0; j < N; j++ {
+				sum := 0.0
+				brow := b[j*K:][:K]
+				if !p.TransA {
+					arow := a[i*K:][:K]
+					for k, v := range arow {
+						sum += float64(v) * float64(brow[k])
 					}
-					acc[j] = s
-				}
-			} else {
-				clear(acc)
-				for k := 0; k < K; k++ {
-					av := float64(a[i*ai+k*ak])
-					brow := b[k*bk:][:N]
-					for j, v := range brow {
-						acc[j] += av * float64(v)
+				} else {
+					for k := 0; k < K; k++ {
+						sum += float64(a[i*ai+k*ak]) * float64(brow[k])
 					}
 				}
+				acc[j] = sum
 			}
-			yrow := y[i*N:][:N]
-			for j, s := range acc {
-				v := float64(p.Alpha) * s
-				if c != nil {
-					v += float64(p.Beta) * float64(c[i*p.CStrideM+j*p.CStrideN])
+		} else {
+			clear(acc)
+			for k := 0; k < K; k++ {
+				av := float64(a[i*ai+k*ak])
+				brow := b[k*bk:][:N]
+				for j, v := range brow {
+					acc[j] += av * float64(v)
 				}
-				yrow[j] = p.Act.apply(float32(v))
 			}
 		}
-	})
+		yrow := y[i*N:][:N]
+		for j, sum := range acc {
+			v := float64(p.Alpha) * sum
+			if c != nil {
+				v += float64(p.Beta) * float64(c[i*p.CStrideM+j*p.CStrideN])
+			}
+			yrow[j] = p.Act.apply(float32(v))
+		}
+	}
 }
+
+type matmulArgs struct {
+	M, N, K    int
+	aOff, bOff []int
+	a, b, y    []float32
+}
+
+func matmulGrain(N, K int) int { return max(1, (1<<15)/max(1, N*K)) }
 
 // matmul computes batch independent products Y[b] = A[b] · B[b] of [M,K]·[K,N]; aOff, bOff give
 // each batch entry's element offset in a and b (numpy broadcasting resolved by the caller).
 // Timing: exec thread; parallel over (batch, row).
 func matmul(M, N, K int, aOff, bOff []int, a, b, y []float32) {
-	batch := len(aOff)
-	grain := max(1, (1<<15)/max(1, N*K))
-	parallelFor(batch*M, grain, func(lo, hi int) {
-		acc := make([]float64, N)
-		for bi := lo; bi < hi; bi++ {
-			t, i := bi/M, bi%M
-			clear(acc)
-			arow := a[aOff[t]+i*K:][:K]
-			bm := b[bOff[t]:][:K*N]
-			for k, av := range arow {
-				a64 := float64(av)
-				brow := bm[k*N:][:N]
-				for j, v := range brow {
-					acc[j] += a64 * float64(v)
-				}
-			}
-			yrow := y[bi*N:][:N]
-			for j, s := range acc {
-				yrow[j] = float32(s)
+	runOnce(matmulRange, matmulArgs{M, N, K, aOff, bOff, a, b, y}, len(aOff)*M, matmulGrain(N, K))
+}
+
+func matmulRange(m *matmulArgs, s *scratch, lo, hi int) {
+	M, N, K := m.M, m.N, m.K
+	acc := s.float64s(N)
+	for bi := lo; bi < hi; bi++ {
+		t, i := bi/M, bi%M
+		clear(acc)
+		arow := m.a[m.aOff[t]+i*K:][:K]
+		bm := m.b[m.bOff[t]:][:K*N]
+		for k, av := range arow {
+			a64 := float64(av)
+			brow := bm[k*N:][:N]
+			for j, v := range brow {
+				acc[j] += a64 * float64(v)
 			}
 		}
-	})
+		yrow := m.y[bi*N:][:N]
+		for j, v := range acc {
+			yrow[j] = float32(v)
+		}
+	}
 }
 
 // MatMulPlan is a numpy matmul resolved for fixed shapes.

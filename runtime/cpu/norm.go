@@ -5,8 +5,20 @@ import "math"
 // softmax normalizes x viewed as [outer, n, inner] along n: exp(x - max) / sum, in float64.
 // Timing: exec thread; parallel over outer.
 func softmax(outer, n, inner int, x, y []float32) {
-	parallelFor(outer, max(1, 4096/max(1, n*inner)), func(lo, hi int) {
-		tmp := make([]float64, n)
+	runOnce(softmaxRange, softmaxArgs{outer, n, inner, x, y}, outer, softmaxGrain(n, inner))
+}
+
+type softmaxArgs struct {
+	outer, n, inner int
+	x, y            []float32
+}
+
+func softmaxGrain(n, inner int) int { return max(1, 4096/max(1, n*inner)) }
+
+func softmaxRange(a *softmaxArgs, s *scratch, lo, hi int) {
+	n, inner, x, y := a.n, a.inner, a.x, a.y
+	tmp := s.float64s(n)
+	{
 		for o := lo; o < hi; o++ {
 			base := o * n * inner
 			for in := 0; in < inner; in++ {
@@ -14,18 +26,18 @@ func softmax(outer, n, inner int, x, y []float32) {
 				for k := 0; k < n; k++ {
 					m = math.Max(m, float64(x[base+k*inner+in]))
 				}
-				s := 0.0
+				sum := 0.0
 				for k := 0; k < n; k++ {
 					e := math.Exp(float64(x[base+k*inner+in]) - m)
 					tmp[k] = e
-					s += e
+					sum += e
 				}
 				for k := 0; k < n; k++ {
-					y[base+k*inner+in] = float32(tmp[k] / s)
+					y[base+k*inner+in] = float32(tmp[k] / sum)
 				}
 			}
 		}
-	})
+	}
 }
 
 // layerNorm normalizes each of outer rows of n elements: (x - mean) / sqrt(var + eps) * scale
@@ -33,7 +45,20 @@ func softmax(outer, n, inner int, x, y []float32) {
 // nil); mean and invStd (outer elements each) may be nil.
 // Timing: exec thread; parallel over rows.
 func layerNorm(outer, n int, eps float32, x, scale, bias, y, mean, invStd []float32) {
-	parallelFor(outer, max(1, 4096/max(1, n)), func(lo, hi int) {
+	runOnce(layerNormRange, layerNormArgs{outer, n, eps, x, scale, bias, y, mean, invStd}, outer, rowGrain(n))
+}
+
+type layerNormArgs struct {
+	outer, n                        int
+	eps                             float32
+	x, scale, bias, y, mean, invStd []float32
+}
+
+func rowGrain(n int) int { return max(1, 4096/max(1, n)) }
+
+func layerNormRange(a *layerNormArgs, _ *scratch, lo, hi int) {
+	n, eps, x, scale, bias, y, mean, invStd := a.n, a.eps, a.x, a.scale, a.bias, a.y, a.mean, a.invStd
+	{
 		for o := lo; o < hi; o++ {
 			row := x[o*n:][:n]
 			s := 0.0
@@ -62,13 +87,24 @@ func layerNorm(outer, n int, eps float32, x, scale, bias, y, mean, invStd []floa
 				invStd[o] = float32(inv)
 			}
 		}
-	})
+	}
 }
 
 // batchNorm applies inference-mode batch normalization to x viewed as [n, c, sp].
 // Timing: exec thread; parallel over (image, channel).
 func batchNorm(n, c, sp int, eps float32, x, scale, bias, mean, variance, y []float32) {
-	parallelFor(n*c, max(1, 4096/max(1, sp)), func(lo, hi int) {
+	runOnce(batchNormRange, batchNormArgs{c, sp, eps, x, scale, bias, mean, variance, y}, n*c, rowGrain(sp))
+}
+
+type batchNormArgs struct {
+	c, sp                             int
+	eps                               float32
+	x, scale, bias, mean, variance, y []float32
+}
+
+func batchNormRange(a *batchNormArgs, _ *scratch, lo, hi int) {
+	c, sp, eps, x, scale, bias, mean, variance, y := a.c, a.sp, a.eps, a.x, a.scale, a.bias, a.mean, a.variance, a.y
+	{
 		for nc := lo; nc < hi; nc++ {
 			ch := nc % c
 			inv := float64(scale[ch]) / math.Sqrt(float64(variance[ch])+float64(eps))
@@ -78,7 +114,7 @@ func batchNorm(n, c, sp int, eps float32, x, scale, bias, mean, variance, y []fl
 				ys[i] = float32((float64(v)-mu)*inv + b)
 			}
 		}
-	})
+	}
 }
 
 // batchStats returns the per-channel mean and population variance of x viewed as [n, c, sp]

@@ -233,12 +233,13 @@ func compileConv(n *Node, in []*Type, consts []*Tensor) (*Kernel, error) {
 		return nil, n.errorf("%v", err)
 	}
 	out := Type{DType: Float32, Shape: append([]int{p.N, M}, win.out...)}
+	t := newConvTask(p)
 	return &Kernel{Out: []Type{out}, Run: func(in, out []*Tensor) error {
 		var bias []float32
 		if len(in) > 2 && in[2] != nil {
 			bias = in[2].F32()
 		}
-		conv(p, in[0].F32(), in[1].F32(), bias, out[0].F32())
+		t.exec(in[0].F32(), in[1].F32(), bias, out[0].F32())
 		return nil
 	}}, nil
 }
@@ -284,12 +285,13 @@ func compileGemm(n *Node, in []*Type, consts []*Tensor) (*Kernel, error) {
 	if p.Act, err = fusedAct(n); err != nil {
 		return nil, err
 	}
+	t := &bound[gemmArgs]{fn: gemmRange}
 	return &Kernel{Out: []Type{{DType: Float32, Shape: []int{p.M, p.N}}}, Run: func(in, out []*Tensor) error {
 		var cv []float32
 		if len(in) > 2 && in[2] != nil {
 			cv = in[2].F32()
 		}
-		gemm(p, in[0].F32(), in[1].F32(), cv, out[0].F32())
+		t.exec(gemmArgs{p, in[0].F32(), in[1].F32(), cv, out[0].F32()}, p.M, gemmGrain(p))
 		return nil
 	}}, nil
 }
@@ -310,8 +312,9 @@ func compileMatMul(n *Node, in []*Type, consts []*Tensor) (*Kernel, error) {
 	if err != nil {
 		return nil, n.errorf("%v", err)
 	}
+	t := &bound[matmulArgs]{fn: matmulRange}
 	return &Kernel{Out: []Type{{DType: Float32, Shape: p.Out}}, Run: func(in, out []*Tensor) error {
-		matmul(p.M, p.N, p.K, p.AOff, p.BOff, in[0].F32(), in[1].F32(), out[0].F32())
+		t.exec(matmulArgs{p.M, p.N, p.K, p.AOff, p.BOff, in[0].F32(), in[1].F32(), out[0].F32()}, len(p.AOff)*p.M, matmulGrain(p.N, p.K))
 		return nil
 	}}, nil
 }
@@ -334,8 +337,9 @@ func compileUnary(op UnaryOp) compileFunc {
 		if err := wantFloat32(n, x); err != nil {
 			return nil, err
 		}
+		t := &bound[unaryArgs]{fn: unaryRange}
 		return &Kernel{Out: sameType(x), Run: func(in, out []*Tensor) error {
-			unary(op, alpha, beta, in[0].F32(), out[0].F32())
+			t.exec(unaryArgs{op, alpha, beta, in[0].F32(), out[0].F32()}, x.Len(), unaryGrain)
 			return nil
 		}}, nil
 	}
@@ -384,8 +388,9 @@ func compileClip(n *Node, in []*Type, consts []*Tensor) (*Kernel, error) {
 		}
 	}
 	if x.DType == Float32 {
+		t := &bound[unaryArgs]{fn: unaryRange}
 		return &Kernel{Out: sameType(x), Run: func(in, out []*Tensor) error {
-			unary(OpClip, float32(lo), float32(hi), in[0].F32(), out[0].F32())
+			t.exec(unaryArgs{OpClip, float32(lo), float32(hi), in[0].F32(), out[0].F32()}, x.Len(), unaryGrain)
 			return nil
 		}}, nil
 	}
@@ -444,33 +449,45 @@ func compileBinary(op BinaryOp) compileFunc {
 				return out[0].setFloat64s(y)
 			}}, nil
 		}
+		f := binaryRunner(a.DType, op, pl)
 		run := func(in, out []*Tensor) error {
-			x, y, z := in[0].Data, in[1].Data, out[0].Data
-			switch a.DType {
-			case Float32:
-				binaryT(op, pl, view[float32](x), view[float32](y), view[float32](z))
-			case Float64:
-				binaryT(op, pl, view[float64](x), view[float64](y), view[float64](z))
-			case Int64:
-				binaryT(op, pl, view[int64](x), view[int64](y), view[int64](z))
-			case Int32:
-				binaryT(op, pl, view[int32](x), view[int32](y), view[int32](z))
-			case Int16:
-				binaryT(op, pl, view[int16](x), view[int16](y), view[int16](z))
-			case Int8:
-				binaryT(op, pl, view[int8](x), view[int8](y), view[int8](z))
-			case Uint8:
-				binaryT(op, pl, x, y, z)
-			case Uint16:
-				binaryT(op, pl, view[uint16](x), view[uint16](y), view[uint16](z))
-			case Uint32:
-				binaryT(op, pl, view[uint32](x), view[uint32](y), view[uint32](z))
-			case Uint64:
-				binaryT(op, pl, view[uint64](x), view[uint64](y), view[uint64](z))
-			}
+			f(in[0].Data, in[1].Data, out[0].Data)
 			return nil
 		}
 		return &Kernel{Out: outT, Run: run}, nil
+	}
+}
+
+func binaryRunner(dt DType, op BinaryOp, pl *Broadcast) func(x, y, z []byte) {
+	switch dt {
+	case Float32:
+		return binaryRunnerT[float32](op, pl)
+	case Float64:
+		return binaryRunnerT[float64](op, pl)
+	case Int64:
+		return binaryRunnerT[int64](op, pl)
+	case Int32:
+		return binaryRunnerT[int32](op, pl)
+	case Int16:
+		return binaryRunnerT[int16](op, pl)
+	case Int8:
+		return binaryRunnerT[int8](op, pl)
+	case Uint8:
+		return binaryRunnerT[uint8](op, pl)
+	case Uint16:
+		return binaryRunnerT[uint16](op, pl)
+	case Uint32:
+		return binaryRunnerT[uint32](op, pl)
+	case Uint64:
+		return binaryRunnerT[uint64](op, pl)
+	}
+	return func(x, y, z []byte) {} // unreachable: Compile admits only the types above
+}
+
+func binaryRunnerT[T number](op BinaryOp, pl *Broadcast) func(x, y, z []byte) {
+	t := &bound[binaryArgs[T]]{fn: binaryRange[T]}
+	return func(x, y, z []byte) {
+		t.exec(binaryArgs[T]{op, pl, view[T](x), view[T](y), view[T](z)}, pl.rows(), pl.grain())
 	}
 }
 
@@ -508,8 +525,9 @@ func compilePool(n *Node, in []*Type, consts []*Tensor) (*Kernel, error) {
 		if err := wantFloat32(n, x); err != nil {
 			return nil, err
 		}
+		t := &bound[avgPoolArgs]{fn: avgPoolRange}
 		return &Kernel{Out: []Type{yT}, Run: func(in, out []*Tensor) error {
-			avgPool(p, in[0].F32(), out[0].F32())
+			t.exec(avgPoolArgs{p, in[0].F32(), out[0].F32()}, p.NC, p.grain())
 			return nil
 		}}, nil
 	}
@@ -520,25 +538,34 @@ func compilePool(n *Node, in []*Type, consts []*Tensor) (*Kernel, error) {
 		p.ColMajorIndices = true
 	}
 	outs := []Type{yT, {DType: Int64, Shape: slices.Clone(yT.Shape)}}
+	var f func(x, y []byte, idx []int64)
+	switch x.DType {
+	case Float32:
+		f = maxPoolRunner(p, float32(math.Inf(-1)))
+	case Float64:
+		f = maxPoolRunner(p, math.Inf(-1))
+	case Uint8:
+		f = maxPoolRunner(p, uint8(0))
+	case Int8:
+		f = maxPoolRunner(p, int8(math.MinInt8))
+	default:
+		return nil, n.errorf("MaxPool on %v not supported", x.DType)
+	}
 	return &Kernel{Out: outs, Run: func(in, out []*Tensor) error {
 		var idx []int64
 		if len(out) > 1 && out[1] != nil {
 			idx = out[1].I64()
 		}
-		switch x.DType {
-		case Float32:
-			maxPool(p, float32(math.Inf(-1)), in[0].F32(), out[0].F32(), idx)
-		case Float64:
-			maxPool(p, math.Inf(-1), view[float64](in[0].Data), view[float64](out[0].Data), idx)
-		case Uint8:
-			maxPool(p, 0, in[0].Data, out[0].Data, idx)
-		case Int8:
-			maxPool(p, math.MinInt8, view[int8](in[0].Data), view[int8](out[0].Data), idx)
-		default:
-			return fmt.Errorf("MaxPool on %v not supported", x.DType)
-		}
+		f(in[0].Data, out[0].Data, idx)
 		return nil
 	}}, nil
+}
+
+func maxPoolRunner[T number](p *PoolParams, lowest T) func(x, y []byte, idx []int64) {
+	t := &bound[maxPoolArgs[T]]{fn: maxPoolRange[T]}
+	return func(x, y []byte, idx []int64) {
+		t.exec(maxPoolArgs[T]{p, lowest, view[T](x), view[T](y), idx}, p.NC, p.grain())
+	}
 }
 
 func compileGlobalAvgPool(n *Node, in []*Type, consts []*Tensor) (*Kernel, error) {
@@ -557,8 +584,9 @@ func compileGlobalAvgPool(n *Node, in []*Type, consts []*Tensor) (*Kernel, error
 		out[i] = 1
 	}
 	nc, sp := x.Shape[0]*x.Shape[1], numel(x.Shape[2:])
+	t := &bound[globalAvgPoolArgs]{fn: globalAvgPoolRange}
 	return &Kernel{Out: []Type{{DType: Float32, Shape: out}}, Run: func(in, out []*Tensor) error {
-		globalAvgPool(nc, sp, in[0].F32(), out[0].F32())
+		t.exec(globalAvgPoolArgs{sp, in[0].F32(), out[0].F32()}, nc, rowGrain(sp))
 		return nil
 	}}, nil
 }
@@ -603,9 +631,9 @@ func compileReduceMean(n *Node, in []*Type, consts []*Tensor) (*Kernel, error) {
 			out = append(out, 1)
 		}
 	}
-	shape := slices.Clone(x.Shape)
+	rp := newReduceMeanPlan(slices.Clone(x.Shape), reduce)
 	return &Kernel{Out: []Type{{DType: Float32, Shape: out}}, Run: func(in, out []*Tensor) error {
-		reduceMean(shape, reduce, in[0].F32(), out[0].F32())
+		reduceMeanWith(rp, in[0].F32(), out[0].F32())
 		return nil
 	}}, nil
 }
@@ -635,8 +663,9 @@ func compileSoftmax(n *Node, in []*Type, consts []*Tensor) (*Kernel, error) {
 	if n.Opset < 13 { // the input is flattened to [outer, rest] at axis
 		cnt, inner = cnt*inner, 1
 	}
+	t := &bound[softmaxArgs]{fn: softmaxRange}
 	return &Kernel{Out: sameType(x), Run: func(in, out []*Tensor) error {
-		softmax(outer, cnt, inner, in[0].F32(), out[0].F32())
+		t.exec(softmaxArgs{outer, cnt, inner, in[0].F32(), out[0].F32()}, outer, softmaxGrain(cnt, inner))
 		return nil
 	}}, nil
 }
@@ -670,6 +699,7 @@ func compileLayerNorm(n *Node, in []*Type, consts []*Tensor) (*Kernel, error) {
 	}
 	eps := n.attrFloat("epsilon", 1e-5)
 	outs := []Type{sameType(x)[0], {DType: Float32, Shape: stat}, {DType: Float32, Shape: slices.Clone(stat)}}
+	t := &bound[layerNormArgs]{fn: layerNormRange}
 	return &Kernel{Out: outs, Run: func(in, out []*Tensor) error {
 		var b, mean, inv []float32
 		if len(in) > 2 && in[2] != nil {
@@ -681,7 +711,7 @@ func compileLayerNorm(n *Node, in []*Type, consts []*Tensor) (*Kernel, error) {
 		if len(out) > 2 && out[2] != nil {
 			inv = out[2].F32()
 		}
-		layerNorm(outer, cnt, eps, in[0].F32(), in[1].F32(), b, out[0].F32(), mean, inv)
+		t.exec(layerNormArgs{outer, cnt, eps, in[0].F32(), in[1].F32(), b, out[0].F32(), mean, inv}, outer, rowGrain(cnt))
 		return nil
 	}}, nil
 }
@@ -732,8 +762,9 @@ func compileBatchNorm(n *Node, in []*Type, consts []*Tensor) (*Kernel, error) {
 			return nil
 		}}, nil
 	}
+	t := &bound[batchNormArgs]{fn: batchNormRange}
 	return &Kernel{Out: sameType(x), Run: func(in, out []*Tensor) error {
-		batchNorm(N, c, sp, eps, in[0].F32(), in[1].F32(), in[2].F32(), in[3].F32(), in[4].F32(), out[0].F32())
+		t.exec(batchNormArgs{c, sp, eps, in[0].F32(), in[1].F32(), in[2].F32(), in[3].F32(), in[4].F32(), out[0].F32()}, N*c, rowGrain(sp))
 		return nil
 	}}, nil
 }
@@ -909,10 +940,10 @@ func compileTranspose(n *Node, in []*Type, consts []*Tensor) (*Kernel, error) {
 	for i, p := range perm {
 		out[i] = x.Shape[p]
 	}
-	shape := slices.Clone(x.Shape)
+	tp := newTransposePlan(x.Shape, perm)
 	f := move(x.DType,
-		func(a, b []uint8) { transpose(shape, perm, a, b) }, func(a, b []uint16) { transpose(shape, perm, a, b) },
-		func(a, b []uint32) { transpose(shape, perm, a, b) }, func(a, b []uint64) { transpose(shape, perm, a, b) })
+		func(a, b []uint8) { transposeWith(tp, a, b) }, func(a, b []uint16) { transposeWith(tp, a, b) },
+		func(a, b []uint32) { transposeWith(tp, a, b) }, func(a, b []uint64) { transposeWith(tp, a, b) })
 	return &Kernel{Out: []Type{{DType: x.DType, Shape: out}}, Run: func(in, out []*Tensor) error {
 		f(in[0].Data, out[0].Data)
 		return nil
@@ -955,15 +986,18 @@ func compileConcat(n *Node, in []*Type, consts []*Tensor) (*Kernel, error) {
 		out[ax] += t.Shape[ax]
 	}
 	size := first.DType.Size()
+	// concat on bytes: widen the innermost block by the element size
+	bs := make([][]int, len(in))
+	for i := range in {
+		bs[i] = append(slices.Clone(shapes[i][:ax+1]), numel(shapes[i][ax+1:])*size)
+	}
+	parts := make([][]byte, len(in))
 	return &Kernel{Out: []Type{{DType: first.DType, Shape: out}}, Run: func(in, out []*Tensor) error {
-		// concat on bytes: widen the innermost block by the element size
-		parts := make([][]byte, len(in))
-		bs := make([][]int, len(in))
 		for i, t := range in {
 			parts[i] = t.Data
-			bs[i] = append(slices.Clone(shapes[i][:ax+1]), numel(shapes[i][ax+1:])*size)
 		}
 		concat(ax, bs, parts, out[0].Data)
+		clear(parts)
 		return nil
 	}}, nil
 }
@@ -1047,21 +1081,27 @@ func compilePad(n *Node, in []*Type, consts []*Tensor) (*Kernel, error) {
 		mid[i] = shape[i] + pb[i] + pe[i]
 		dims[i] = SliceDim{Start: max(-begin[i], 0), Step: 1, Count: out[i]}
 	}
+	pp, sp := newPadPlan(shape, pb, pe, mode), newSlicePlan(mid, dims)
 	fpad := move(x.DType,
-		func(a, b []uint8) { pad(shape, pb, pe, mode, view[uint8](vt.Data)[0], a, b) },
-		func(a, b []uint16) { pad(shape, pb, pe, mode, view[uint16](vt.Data)[0], a, b) },
-		func(a, b []uint32) { pad(shape, pb, pe, mode, view[uint32](vt.Data)[0], a, b) },
-		func(a, b []uint64) { pad(shape, pb, pe, mode, view[uint64](vt.Data)[0], a, b) })
+		func(a, b []uint8) { padWith(pp, view[uint8](vt.Data)[0], a, b) },
+		func(a, b []uint16) { padWith(pp, view[uint16](vt.Data)[0], a, b) },
+		func(a, b []uint32) { padWith(pp, view[uint32](vt.Data)[0], a, b) },
+		func(a, b []uint64) { padWith(pp, view[uint64](vt.Data)[0], a, b) })
 	fslice := move(x.DType,
-		func(a, b []uint8) { slice(mid, dims, a, b) }, func(a, b []uint16) { slice(mid, dims, a, b) },
-		func(a, b []uint32) { slice(mid, dims, a, b) }, func(a, b []uint64) { slice(mid, dims, a, b) })
-	midBytes := numel(mid) * x.DType.Size()
+		func(a, b []uint8) { sliceWith(sp, a, b) }, func(a, b []uint16) { sliceWith(sp, a, b) },
+		func(a, b []uint32) { sliceWith(sp, a, b) }, func(a, b []uint64) { sliceWith(sp, a, b) })
+	var tmp []byte // crop only: the padded tensor before cropping (host scratch, kept)
+	if crop {
+		if !sizeOK(mid, x.DType.Size()) || numel(mid)*x.DType.Size() > 1<<30 {
+			return nil, n.errorf("pads %v: intermediate %v too large", pads, mid)
+		}
+		tmp = alignedBytes(numel(mid) * x.DType.Size())
+	}
 	return &Kernel{Out: []Type{{DType: x.DType, Shape: out}}, Run: func(in, out []*Tensor) error {
 		if !crop {
 			fpad(in[0].Data, out[0].Data)
 			return nil
 		}
-		tmp := alignedBytes(midBytes)
 		fpad(in[0].Data, tmp)
 		fslice(tmp, out[0].Data)
 		return nil
@@ -1131,10 +1171,10 @@ func compileSlice(n *Node, in []*Type, consts []*Tensor) (*Kernel, error) {
 	for i, d := range dims {
 		out[i] = d.Count
 	}
-	shape := slices.Clone(x.Shape)
+	sp := newSlicePlan(x.Shape, dims)
 	f := move(x.DType,
-		func(a, b []uint8) { slice(shape, dims, a, b) }, func(a, b []uint16) { slice(shape, dims, a, b) },
-		func(a, b []uint32) { slice(shape, dims, a, b) }, func(a, b []uint64) { slice(shape, dims, a, b) })
+		func(a, b []uint8) { sliceWith(sp, a, b) }, func(a, b []uint16) { sliceWith(sp, a, b) },
+		func(a, b []uint32) { sliceWith(sp, a, b) }, func(a, b []uint64) { sliceWith(sp, a, b) })
 	return &Kernel{Out: []Type{{DType: x.DType, Shape: out}}, Run: func(in, out []*Tensor) error {
 		f(in[0].Data, out[0].Data)
 		return nil
@@ -1167,13 +1207,17 @@ func compileGather(n *Node, in []*Type, consts []*Tensor) (*Kernel, error) {
 	shape := slices.Clone(x.Shape)
 	dim := x.Shape[ax]
 	size := x.DType.Size()
+	idx := make([]int, it.Len())
+	bshape := append(slices.Clone(shape[:ax+1]), numel(shape[ax+1:])*size)
+	i32 := it.DType == Int32
 	return &Kernel{Out: []Type{{DType: x.DType, Shape: out}}, Run: func(in, out []*Tensor) error {
-		raw, err := in[1].Ints()
-		if err != nil {
-			return err
-		}
-		idx := make([]int, len(raw))
-		for i, v := range raw {
+		for i := range idx {
+			var v int64
+			if i32 {
+				v = int64(view[int32](in[1].Data)[i])
+			} else {
+				v = in[1].I64()[i]
+			}
 			if v < -int64(dim) || v >= int64(dim) {
 				return fmt.Errorf("%s node %q: index %d out of range for dim %d", n.Op, n.Name, v, dim)
 			}
@@ -1182,7 +1226,6 @@ func compileGather(n *Node, in []*Type, consts []*Tensor) (*Kernel, error) {
 			}
 			idx[i] = int(v)
 		}
-		bshape := append(slices.Clone(shape[:ax+1]), numel(shape[ax+1:])*size)
 		gather(bshape, ax, idx, in[0].Data, out[0].Data)
 		return nil
 	}}, nil

@@ -25,9 +25,23 @@ type PoolParams struct {
 // maximum (the first one on ties) to idx, as ONNX MaxPool's Indices output (storage_order 0).
 // Timing: exec thread; parallel over channels.
 func maxPool[T number](p *PoolParams, lowest T, x, y []T, idx []int64) {
+	runOnce(maxPoolRange[T], maxPoolArgs[T]{p, lowest, x, y, idx}, p.NC, p.grain())
+}
+
+func (p *PoolParams) grain() int { return max(1, 4096/max(1, p.Out[0]*p.Out[1]*p.Out[2])) }
+
+type maxPoolArgs[T number] struct {
+	p      *PoolParams
+	lowest T
+	x, y   []T
+	idx    []int64
+}
+
+func maxPoolRange[T number](a *maxPoolArgs[T], _ *scratch, lo, hi int) {
+	p, lowest, x, y, idx := a.p, a.lowest, a.x, a.y, a.idx
 	inSp := p.In[0] * p.In[1] * p.In[2]
 	outSp := p.Out[0] * p.Out[1] * p.Out[2]
-	parallelFor(p.NC, max(1, 4096/max(1, outSp)), func(lo, hi int) {
+	{
 		for c := lo; c < hi; c++ {
 			xc := x[c*inSp:][:inSp]
 			for od := 0; od < p.Out[0]; od++ {
@@ -74,15 +88,25 @@ func maxPool[T number](p *PoolParams, lowest T, x, y []T, idx []int64) {
 				}
 			}
 		}
-	})
+	}
 }
 
 // avgPool writes window means, summed in float64.
 // Timing: exec thread; parallel over channels.
 func avgPool(p *PoolParams, x, y []float32) {
+	runOnce(avgPoolRange, avgPoolArgs{p, x, y}, p.NC, p.grain())
+}
+
+type avgPoolArgs struct {
+	p    *PoolParams
+	x, y []float32
+}
+
+func avgPoolRange(a *avgPoolArgs, _ *scratch, lo, hi int) {
+	p, x, y := a.p, a.x, a.y
 	inSp := p.In[0] * p.In[1] * p.In[2]
 	outSp := p.Out[0] * p.Out[1] * p.Out[2]
-	parallelFor(p.NC, max(1, 4096/max(1, outSp)), func(lo, hi int) {
+	{
 		for c := lo; c < hi; c++ {
 			xc := x[c*inSp:][:inSp]
 			for od := 0; od < p.Out[0]; od++ {
@@ -134,13 +158,23 @@ func avgPool(p *PoolParams, x, y []float32) {
 				}
 			}
 		}
-	})
+	}
 }
 
 // globalAvgPool averages each of nc channels of sp elements, summed in float64.
 // Timing: exec thread; parallel over channels.
 func globalAvgPool(nc, sp int, x, y []float32) {
-	parallelFor(nc, max(1, 4096/max(1, sp)), func(lo, hi int) {
+	runOnce(globalAvgPoolRange, globalAvgPoolArgs{sp, x, y}, nc, rowGrain(sp))
+}
+
+type globalAvgPoolArgs struct {
+	sp   int
+	x, y []float32
+}
+
+func globalAvgPoolRange(a *globalAvgPoolArgs, _ *scratch, lo, hi int) {
+	sp, x, y := a.sp, a.x, a.y
+	{
 		for c := lo; c < hi; c++ {
 			s := 0.0
 			for _, v := range x[c*sp:][:sp] {
@@ -148,26 +182,43 @@ func globalAvgPool(nc, sp int, x, y []float32) {
 			}
 			y[c] = float32(s / float64(sp))
 		}
-	})
+	}
+}
+
+// reduceMeanPlan holds what reduceMean needs beyond the data, computed once.
+type reduceMeanPlan struct {
+	in, st, idx []int // input shape, output stride along each input dim (0 where reduced)
+	count       int
+	sum         []float64
+}
+
+func newReduceMeanPlan(in []int, reduce []bool) *reduceMeanPlan {
+	p := &reduceMeanPlan{in: in, st: make([]int, len(in)), idx: make([]int, len(in)), count: 1}
+	acc := 1
+	for i := len(in) - 1; i >= 0; i-- {
+		if reduce[i] {
+			p.count *= in[i]
+			continue
+		}
+		p.st[i] = acc
+		acc *= in[i]
+	}
+	p.sum = make([]float64, acc)
+	return p
 }
 
 // reduceMean averages x (shape in) over the dims where reduce is true into y, whose element
 // order is in's with reduced dims removed (keepdims only changes y's shape, not its order).
-// Timing: exec thread; single goroutine; allocates a float64 accumulator.
 func reduceMean(in []int, reduce []bool, x, y []float32) {
-	// output strides along input dims (0 where reduced)
-	st := make([]int, len(in))
-	acc, count := 1, 1
-	for i := len(in) - 1; i >= 0; i-- {
-		if reduce[i] {
-			count *= in[i]
-			continue
-		}
-		st[i] = acc
-		acc *= in[i]
-	}
-	sum := make([]float64, len(y))
-	idx := make([]int, len(in))
+	reduceMeanWith(newReduceMeanPlan(in, reduce), x, y)
+}
+
+// reduceMeanWith runs a planned ReduceMean, summing in float64.
+// Timing: exec thread; single goroutine; no allocation.
+func reduceMeanWith(p *reduceMeanPlan, x, y []float32) {
+	in, st, idx, sum := p.in, p.st, p.idx, p.sum
+	clear(idx)
+	clear(sum)
 	o := 0
 	for _, v := range x {
 		sum[o] += float64(v)
@@ -182,11 +233,11 @@ func reduceMean(in []int, reduce []bool, x, y []float32) {
 		}
 	}
 	for i, s := range sum {
-		if count == 0 {
+		if p.count == 0 {
 			y[i] = float32(math.NaN())
 			continue
 		}
-		y[i] = float32(s / float64(count))
+		y[i] = float32(s / float64(p.count))
 	}
 }
 

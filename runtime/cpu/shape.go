@@ -23,22 +23,36 @@ func stridesOf(shape []int) []int {
 	return st
 }
 
+// transposePlan holds what transpose needs beyond the data, computed once.
+type transposePlan struct {
+	out, st, idx []int // output shape, x stride per output dim, odometer
+}
+
+func newTransposePlan(shape, perm []int) *transposePlan {
+	xs := stridesOf(shape)
+	p := &transposePlan{out: make([]int, len(shape)), st: make([]int, len(shape)), idx: make([]int, len(shape))}
+	for i, q := range perm {
+		p.out[i] = shape[q]
+		p.st[i] = xs[q]
+	}
+	return p
+}
+
 // transpose writes y = x.transpose(perm): y's dim i is x's dim perm[i].
-// Timing: exec thread; single goroutine; allocates index scratch.
 func transpose[T any](shape, perm []int, x, y []T) {
-	n := len(shape)
+	transposeWith(newTransposePlan(shape, perm), x, y)
+}
+
+// transposeWith runs a planned transpose.
+// Timing: exec thread; single goroutine; no allocation.
+func transposeWith[T any](p *transposePlan, x, y []T) {
+	n := len(p.out)
 	if n == 0 {
 		copy(y, x)
 		return
 	}
-	xs := stridesOf(shape)
-	out := make([]int, n)
-	st := make([]int, n) // x stride for each y dim
-	for i, p := range perm {
-		out[i] = shape[p]
-		st[i] = xs[p]
-	}
-	idx := make([]int, n)
+	out, st, idx := p.out, p.st, p.idx
+	clear(idx)
 	inner, innerSt := out[n-1], st[n-1]
 	total := numel(out)
 	if total == 0 {
@@ -88,16 +102,32 @@ const (
 	PadEdge
 )
 
-// pad writes x (shape in) padded by begin/end per dim into y. Negative pads crop.
-// Reflect needs every padded dim's size ≥ 2 (checked by the caller).
-func pad[T any](in, begin, end []int, mode PadMode, value T, x, y []T) {
-	n := len(in)
-	out := make([]int, n)
+// padPlan holds what pad needs beyond the data, computed once.
+type padPlan struct {
+	in, begin, out, xs, idx []int
+	mode                    PadMode
+}
+
+func newPadPlan(in, begin, end []int, mode PadMode) *padPlan {
+	p := &padPlan{in: in, begin: begin, out: make([]int, len(in)), xs: stridesOf(in), idx: make([]int, len(in)), mode: mode}
 	for i := range in {
-		out[i] = in[i] + begin[i] + end[i]
+		p.out[i] = in[i] + begin[i] + end[i]
 	}
-	xs := stridesOf(in)
-	idx := make([]int, n)
+	return p
+}
+
+// pad writes x (shape in) padded by begin/end per dim into y. Pads must not be negative
+// (callers crop with slice). Reflect needs every padded dim's size ≥ 2 (checked by the
+// caller); edge needs it ≥ 1.
+func pad[T any](in, begin, end []int, mode PadMode, value T, x, y []T) {
+	padWith(newPadPlan(in, begin, end, mode), value, x, y)
+}
+
+// padWith runs a planned pad.
+// Timing: exec thread; single goroutine; no allocation.
+func padWith[T any](p *padPlan, value T, x, y []T) {
+	n := len(p.in)
+	in, out, idx := p.in, p.out, p.idx
 	for o := range numel(out) {
 		r := o
 		for d := n - 1; d >= 0; d-- {
@@ -106,9 +136,9 @@ func pad[T any](in, begin, end []int, mode PadMode, value T, x, y []T) {
 		}
 		off, inside := 0, true
 		for d := range n {
-			i := idx[d] - begin[d]
+			i := idx[d] - p.begin[d]
 			if i < 0 || i >= in[d] {
-				switch mode {
+				switch p.mode {
 				case PadConstant:
 					inside = false
 				case PadEdge:
@@ -131,7 +161,7 @@ func pad[T any](in, begin, end []int, mode PadMode, value T, x, y []T) {
 			if !inside {
 				break
 			}
-			off += i * xs[d]
+			off += i * p.xs[d]
 		}
 		if inside {
 			y[o] = x[off]
@@ -144,22 +174,34 @@ func pad[T any](in, begin, end []int, mode PadMode, value T, x, y []T) {
 // SliceDim is one dim of a resolved Slice: start index, step and count of elements taken.
 type SliceDim struct{ Start, Step, Count int }
 
-// slice writes the strided sub-tensor of x (shape in) selected by dims into y.
-func slice[T any](in []int, dims []SliceDim, x, y []T) {
-	n := len(in)
-	xs := stridesOf(in)
-	out := make([]int, n)
+// slicePlan holds what slice needs beyond the data, computed once.
+type slicePlan struct {
+	dims         []SliceDim
+	xs, out, idx []int
+}
+
+func newSlicePlan(in []int, dims []SliceDim) *slicePlan {
+	p := &slicePlan{dims: dims, xs: stridesOf(in), out: make([]int, len(in)), idx: make([]int, len(in))}
 	for i, d := range dims {
-		out[i] = d.Count
+		p.out[i] = d.Count
 	}
-	idx := make([]int, n)
-	for o := range numel(out) {
+	return p
+}
+
+// slice writes the strided sub-tensor of x (shape in) selected by dims into y.
+func slice[T any](in []int, dims []SliceDim, x, y []T) { sliceWith(newSlicePlan(in, dims), x, y) }
+
+// sliceWith runs a planned slice.
+// Timing: exec thread; single goroutine; no allocation.
+func sliceWith[T any](p *slicePlan, x, y []T) {
+	n := len(p.out)
+	for o := range numel(p.out) {
 		r := o
 		off := 0
 		for d := n - 1; d >= 0; d-- {
-			idx[d] = r % out[d]
-			r /= out[d]
-			off += (dims[d].Start + idx[d]*dims[d].Step) * xs[d]
+			p.idx[d] = r % p.out[d]
+			r /= p.out[d]
+			off += (p.dims[d].Start + p.idx[d]*p.dims[d].Step) * p.xs[d]
 		}
 		y[o] = x[off]
 	}
