@@ -3,6 +3,8 @@ package alloc
 import (
 	"fmt"
 	"math"
+
+	"github.com/clockwork-go/clockwork/internal/invariants"
 )
 
 // MaxArenaBufs bounds the live buffers of one arena. The IO arena holds the inputs and outputs
@@ -139,6 +141,7 @@ func (a *Arena) Alloc(bytes int64) (Buf, error) {
 	copy(a.live[pos+1:], a.live[pos:])
 	a.live[pos] = s
 	a.used += n
+	a.mustCheck()
 	return Buf{Addr: a.base + uint64(at), Bytes: bytes, slot: uint32(s), gen: a.gen[s]}, nil
 }
 
@@ -170,7 +173,17 @@ func (a *Arena) Free(b Buf) error {
 	}
 	a.gen[s] = g
 	a.slots = append(a.slots, s)
+	a.mustCheck()
 	return nil
+}
+
+// mustCheck runs Check under the invariants build tag (O(live buffers)).
+func (a *Arena) mustCheck() {
+	if invariants.Enabled {
+		if err := a.Check(); err != nil {
+			panic(err.Error())
+		}
+	}
 }
 
 // Check verifies the invariants in Arena's comment.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/clockwork-go/clockwork/internal/invariants"
 )
 
 // DefaultPageSize is the weights cache page size Clockwork uses: 16 MiB. It is large enough that
@@ -348,6 +350,7 @@ func (c *Cache) Load(id ModelID, pages int, runs []Run) (Residency, error) {
 	}
 	c.lruPushFront(slot)
 	c.loaded++
+	c.mustCheck()
 	return Residency{Model: id, slot: slot, gen: m.gen}, nil
 }
 
@@ -448,6 +451,7 @@ func (c *Cache) Evict(id ModelID) error {
 	delete(c.byID, id)
 	c.freeSlots = append(c.freeSlots, s)
 	c.loaded--
+	c.mustCheck()
 	return nil
 }
 
@@ -605,6 +609,16 @@ func (c *Cache) pageRanges(r Residency) string {
 		p = c.next[q]
 	}
 	return b.String()
+}
+
+// mustCheck runs Check under the invariants build tag (control-path calls only: it is
+// O(pages)) and panics on a broken invariant.
+func (c *Cache) mustCheck() {
+	if invariants.Enabled {
+		if err := c.Check(); err != nil {
+			panic(err.Error())
+		}
+	}
 }
 
 // Check verifies the invariants in Cache's comment and returns the first one broken. It is
