@@ -162,6 +162,23 @@ func (p *Pool) SetRegistrar(r Registrar) error {
 	return nil
 }
 
+// Limit is the process's lock limit as Alloc sees it.
+type Limit struct {
+	Bytes      uint64 // RLIMIT_MEMLOCK soft limit; meaningless when Unlimited
+	Unlimited  bool   // RLIM_INFINITY
+	CapIPCLock bool   // CAP_IPC_LOCK is effective on this thread, which lifts the limit
+	Locked     int64  // bytes locked by this process's pools
+}
+
+// ReadLimit reports RLIMIT_MEMLOCK, CAP_IPC_LOCK and what is locked, for diagnostics.
+func ReadLimit() (Limit, error) {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_MEMLOCK, &rl); err != nil {
+		return Limit{}, fmt.Errorf("cannot read RLIMIT_MEMLOCK: %w", err)
+	}
+	return Limit{Bytes: rl.Cur, Unlimited: rl.Cur == unix.RLIM_INFINITY, CapIPCLock: hasIPCLock(), Locked: Locked()}, nil
+}
+
 // CheckLimit returns an error if locking need more bytes would exceed RLIMIT_MEMLOCK, given
 // what this process has locked already. A process with CAP_IPC_LOCK has no limit.
 func CheckLimit(need int64) error {
