@@ -322,7 +322,7 @@ func (c *Cache) Load(id ModelID, pages int, runs []Run) (Residency, error) {
 		start, longest := c.bestFit(r.Pages)
 		if start < 0 {
 			c.undoRuns(lay, runs[:ri])
-			return Residency{}, fmt.Errorf("cannot load model %d: %w: a tensor needs %d contiguous pages, the longest free run is %d (%d pages free); evict models next to free runs, or use a larger page size", id, ErrFragmented, r.Pages, longest, len(c.free))
+			return Residency{}, fmt.Errorf("cannot load model %d: %w: a tensor needs %d contiguous pages, the longest free run is %d (%d pages free); evict models next to free runs, or use packed layouts on a backend that maps pages virtually", id, ErrFragmented, r.Pages, longest, len(c.free))
 		}
 		for j := range r.Pages {
 			p := int32(start + j)
@@ -473,7 +473,7 @@ func (c *Cache) entry(r Residency) (*modelEntry, error) {
 func (c *Cache) Pin(r Residency) error {
 	m, err := c.entry(r)
 	if err != nil {
-		return fmt.Errorf("cannot pin model %d: %w; it was evicted since the residency was taken", r.Model, err)
+		return fmt.Errorf("cannot pin model %d: %w; the residency is from a load that was evicted (or never made)", r.Model, err)
 	}
 	m.pins++
 	c.lruRemove(r.slot)
@@ -538,6 +538,14 @@ func (c *Cache) lruRemove(s int32) {
 	m.prev, m.lnext = -1, -1
 }
 
+// LongestFreeRun is the length of the longest stretch of free pages: the longest run a Load
+// can get now. For the state message, so a controller planning paged layouts can see
+// fragmentation. Any thread holding the cache; O(pages), does not allocate.
+func (c *Cache) LongestFreeRun() int {
+	_, l := c.bestFit(math.MaxInt)
+	return l
+}
+
 // ModelState is one loaded model in CacheState.
 type ModelState struct {
 	ID    ModelID
@@ -574,7 +582,7 @@ func (c *Cache) String() string {
 	var st CacheState
 	c.State(&st)
 	var b strings.Builder
-	fmt.Fprintf(&b, "pages: %d total, %d free, %d alloc, %d in %d models\n", st.TotalPages, st.FreePages, st.AllocPages, st.TotalPages-st.FreePages-st.AllocPages, len(st.Models))
+	fmt.Fprintf(&b, "pages: %d total, %d free (longest run %d), %d alloc, %d in %d models\n", st.TotalPages, st.FreePages, c.LongestFreeRun(), st.AllocPages, st.TotalPages-st.FreePages-st.AllocPages, len(st.Models))
 	for _, m := range st.Models {
 		r, _ := c.Resident(m.ID)
 		fmt.Fprintf(&b, "model %d: %d pages [%s]", m.ID, m.Pages, c.pageRanges(r))
