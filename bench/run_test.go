@@ -142,3 +142,17 @@ func TestPlots(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadTimes(t *testing.T) {
+	log := "t\taction_id\taction_type\tstatus\tworker_id\n1500\t1\t1\t0\t0\n1600\t2\t2\t0\t0\n1700\t3\t1\t3\t0\n1800\t4\t1\t0\t0\n"
+	got, err := LoadTimes(strings.NewReader(log), "a.tsv", 1000)
+	if err != nil || len(got) != 2 || got[0] != 500 || got[1] != 800 {
+		t.Errorf("LoadTimes = %v, %v; want [500 800]", got, err)
+	}
+	if _, err := LoadTimes(strings.NewReader("x\ty\n"), "a.tsv", 0); err == nil || !strings.Contains(err.Error(), "a.tsv:1") {
+		t.Errorf("bad header: %v", err)
+	}
+	if _, err := LoadTimes(strings.NewReader(log+"zz\t1\t1\t0\n"), "a.tsv", 0); err == nil || !strings.Contains(err.Error(), "a.tsv:6") {
+		t.Errorf("bad time: %v", err)
+	}
+}
