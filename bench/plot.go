@@ -22,7 +22,7 @@ func (r *Result) Plots(dir string, s *Summary) ([]string, error) {
 		p    *plot.Plot
 	}
 	var figs []fig
-	secs := int(r.DurNs/1e9) + 1
+	secs := max(1, int(r.DurNs/1e9)) // whole seconds; a last partial second would look like a drop
 	ok := make([]float64, secs)
 	good := make([]float64, secs)
 	hs := make([]Histogram, secs)
@@ -31,8 +31,8 @@ func (r *Result) Plots(dir string, s *Summary) ([]string, error) {
 		if rec.Outcome != Answered || rec.Status != 0 {
 			continue
 		}
-		k := min(int(rec.DoneNs/1e9), secs-1)
-		if k < 0 {
+		k := int(rec.DoneNs / 1e9)
+		if k < 0 || k >= secs {
 			continue
 		}
 		ok[k]++
@@ -59,6 +59,7 @@ func (r *Result) Plots(dir string, s *Summary) ([]string, error) {
 	gp.Title.Text = "Throughput and goodput"
 	gp.X.Label.Text = "time (s)"
 	gp.Y.Label.Text = "requests/s"
+	gp.Y.Min = 0
 	if err := addLine(gp, "throughput (OK)", series(ok), 0); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/clockwork-go/clockwork/bench"
+	"github.com/clockwork-go/clockwork/client"
+	"github.com/clockwork-go/clockwork/controller"
+	"github.com/clockwork-go/clockwork/e2e"
+	"github.com/clockwork-go/clockwork/runtime/sim"
+)
+
+func init() {
+	register(command{name: "serve", summary: "controller + sim workers (+ an optional workload) in one process", run: runServe})
+}
+
+// parseInstances reads "model:copies,model:copies"; "all:k" is k copies of every profile model.
+func parseInstances(spec string, prof *sim.Profile) ([]e2e.Instance, error) {
+	var out []e2e.Instance
+	for _, part := range strings.Split(spec, ",") {
+		name, cnt, ok := strings.Cut(strings.TrimSpace(part), ":")
+		n := 1
+		if ok {
+			var err error
+			if n, err = strconv.Atoi(cnt); err != nil || n < 1 || n > 100_000 {
+				return nil, fmt.Errorf("-models entry %q: copies must be 1..100000", part)
+			}
+		}
+		if name == "all" {
+			for _, m := range prof.Models {
+				out = append(out, e2e.Instances(n, m.ModelName)...)
+			}
+			continue
+		}
+		if prof.Model(name) == nil {
+			return nil, fmt.Errorf("-models entry %q: no model %q in the profile (%s); e.g. resnet50_v2", part, name, prof.Device)
+		}
+		out = append(out, e2e.Instances(n, name)...)
+	}
+	return out, nil
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", "serve [flags]", stderr)
+	w := &workloadFlags{kind: "none"}
+	workers := fs.Int("workers", 1, "in-process sim workers")
+	gpus := fs.Int("gpus", 1, "emulated GPUs per worker")
+	models := fs.String("models", "resnet50_v2:4", "model instances: name:copies,... from the profile; all:k is k copies of every model (all:66 is the original's 4,026 instances)")
+	profile := fs.String("profile", "", "sim profile JSON (cw tools profile writes one); empty: the embedded Clockwork V100 zoo")
+	gpuMem := fs.Int64("gpu-mem-mib", 0, "memory of each emulated GPU in MiB (0: 32768, a V100)")
+	noise := fs.Float64("sim-noise", 0, "sim exec-time spread towards the profile's p99 (0: exact p50; see runtime/sim)")
+	spin := fs.Duration("spin", 0, "worker executors spin this long before each action (0: sleep only, which suits a small shared machine; on a dedicated host 50µs removes timer lateness)")
+	listen := fs.String("listen", "127.0.0.1:12346", "client address (host:port)")
+	synth := fs.Bool("synth", true, "workers synthesise inputs (no input bytes on the links, as the original's §6 experiments)")
+	ahead := fs.Duration("schedule-ahead", 0, "controller schedule-ahead (0: the scheduler's default)")
+	verbose := fs.Bool("v", false, "log lifecycle events to stderr")
+	w.register(fs, "none (serve until interrupted), poisson, closed, bursty, sweep, ramp, azure")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	prof := sim.DefaultProfile()
+	if *profile != "" {
+		var err error
+		if prof, err = sim.LoadProfile(*profile); err != nil {
+			return fmt.Errorf("cannot load -profile: %w", err)
+		}
+	}
+	inst, err := parseInstances(*models, prof)
+	if err != nil {
+		return err
+	}
+	ccfg := controller.DefaultConfig()
+	ccfg.Listen = *listen
+	ccfg.SynthInput = *synth
+	if *ahead > 0 {
+		ccfg.Sched.ScheduleAheadNs = int64(*ahead)
+	}
+	if w.slo > 0 {
+		ccfg.DefaultSLO = w.slo
+	}
+	var actPath string
+	if w.kind != "none" {
+		if err := os.MkdirAll(w.out, 0o755); err != nil {
+			return fmt.Errorf("cannot create -out directory: %w", err)
+		}
+		actPath = filepath.Join(w.out, "actions.tsv")
+		fa, err := os.Create(actPath)
+		if err != nil {
+			return fmt.Errorf("cannot create the action log: %w", err)
+		}
+		defer fa.Close()
+		fr, err := os.Create(filepath.Join(w.out, "controller_requests.tsv"))
+		if err != nil {
+			return fmt.Errorf("cannot create the request log: %w", err)
+		}
+		defer fr.Close()
+		ccfg.ActionLog, ccfg.RequestLog = fa, fr
+	}
+	var logger *slog.Logger
+	if *verbose {
+		logger = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+	start := time.Now()
+	cl, err := e2e.Start(ctx, e2e.ClusterConfig{Workers: *workers, GPUsPerWorker: *gpus, Profile: prof, Instances: inst,
+		GPUMemBytes: *gpuMem << 20, SimNoise: *noise, SpinNs: int64(*spin), Controller: ccfg, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	fmt.Fprintf(stderr, "serving %d model instances on %d workers × %d emulated GPUs at %s (ready in %.1fs)\n",
+		len(inst), *workers, *gpus, cl.Addr(), time.Since(start).Seconds())
+	if w.kind == "none" {
+		<-ctx.Done()
+		return cl.Close()
+	}
+	c, err := client.Dial(ctx, client.Config{Addr: cl.Addr()})
+	if err != nil {
+		return fmt.Errorf("cannot reach the in-process controller at %s: %w", cl.Addr(), err)
+	}
+	defer c.Close()
+	names := make([]string, len(inst))
+	for i, in := range inst {
+		names[i] = in.Name
+	}
+	t, err := bench.NewClientTarget(ctx, c, cl.Addr(), names, *synth)
+	if err != nil {
+		return err
+	}
+	loads := func(startUnix int64) ([]int64, error) {
+		// Stop the controller first so its action log is flushed and complete.
+		c.Close()
+		cerr := cl.Close()
+		f, err := os.Open(actPath)
+		if err != nil {
+			return nil, errors.Join(cerr, err)
+		}
+		defer f.Close()
+		l, err := bench.LoadTimes(f, actPath, startUnix)
+		return l, errors.Join(cerr, err)
+	}
+	return w.run(ctx, t, names, int64(ccfg.DefaultSLO), stdout, stderr, loads)
+}
