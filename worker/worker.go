@@ -238,8 +238,14 @@ func (w *Worker) shutdown() {
 			}
 		}
 	}
-	for w.inflight.Load() > 0 {
-		time.Sleep(time.Millisecond) // control path: running actions finish within their exec time
+	// Running actions finish within their exec time; a controller that stopped reading can hold
+	// an output thread in Send, so the wait is bounded, then links are closed anyway.
+	for deadline := time.Now().Add(shutdownWait); w.inflight.Load() > 0; {
+		if time.Now().After(deadline) {
+			w.cfg.Logger.Warn("shutdown: actions still unanswered; closing links", "actions", w.inflight.Load())
+			break
+		}
+		time.Sleep(time.Millisecond)
 	}
 	w.linksMu.Lock()
 	for l := range w.links {
@@ -485,6 +491,9 @@ func (w *Worker) clearCache(gpuIdx int) {
 		}
 	}
 }
+
+// shutdownWait bounds how long shutdown waits for running actions.
+const shutdownWait = 5 * time.Second
 
 // wireDeadline is the hello's bound.
 const wireDeadline = 10 * time.Second
