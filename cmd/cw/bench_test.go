@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clockwork-go/clockwork/controller"
+	"github.com/clockwork-go/clockwork/e2e"
+)
+
+func TestBenchNoController(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := runBench(context.Background(), []string{"-addr", "127.0.0.1:1", "-out", t.TempDir()}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") || !strings.Contains(err.Error(), "cannot reach the controller") {
+		t.Fatalf("error %v; want one naming the address", err)
+	}
+}
+
+// TestServeWorkload runs cw serve with a 2 s Poisson workload and checks the reports.
+func TestServeWorkload(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	err := runServe(t.Context(), []string{"-listen", "127.0.0.1:0", "-models", "resnet50_v2:2,googlenet:2", "-workload", "poisson",
+		"-rate", "200", "-duration", "2s", "-out", dir, "-progress", "off"}, &out, &errb)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errb.String())
+	}
+	var s map[string]any
+	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil || json.Unmarshal(b, &s) != nil {
+		t.Fatalf("summary.json: %v", err)
+	}
+	if s["sent"].(float64) < 300 || s["answered"] != s["sent"] || s["cold_starts"].(float64) < 4 {
+		t.Errorf("summary: %s", b)
+	}
+	for _, f := range []string{"requests.tsv", "actions.tsv", "controller_requests.tsv", "latency_cdf.png", "goodput.svg", "cold_starts.png"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if !strings.Contains(out.String(), "SLO attainment") {
+		t.Errorf("no table:\n%s", out.String())
+	}
+}
+
+// TestBenchControllerGone: the controller stops 1 s into a 4 s run; cw bench returns an error
+// naming its address and still writes what it measured.
+func TestBenchControllerGone(t *testing.T) {
+	ccfg := controller.DefaultConfig()
+	ccfg.Listen = "127.0.0.1:0"
+	ccfg.SynthInput = true
+	cl, err := e2e.Start(t.Context(), e2e.ClusterConfig{Workers: 1, GPUsPerWorker: 1, Instances: e2e.Instances(2, "resnet18_v2"), Controller: ccfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	addr := cl.Addr()
+	go func() {
+		time.Sleep(time.Second) // the failure being tested: a controller gone mid-run
+		cl.Close()
+	}()
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	err = runBench(t.Context(), []string{"-addr", addr, "-synth", "-rate", "100", "-duration", "4s", "-out", dir}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), addr) {
+		t.Fatalf("error %v; want one naming %s", err, addr)
+	}
+	b, rerr := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if rerr != nil || !strings.Contains(string(b), `"error"`) {
+		t.Fatalf("summary.json after the loss: %v %s", rerr, b)
+	}
+	var s map[string]any
+	json.Unmarshal(b, &s)
+	if s["answered"].(float64) < 50 || s["not_sent"].(float64) < 100 {
+		t.Errorf("summary: %s", b)
+	}
+	t.Logf("error: %v", err)
+}
