@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/clockwork-go/clockwork/runtime/device"
+	"github.com/clockwork-go/clockwork/runtime/model"
 )
 
 // Model equivalence against PyTorch on CPU: torchvision architectures with random weights,
@@ -191,11 +192,12 @@ func TestTorchEquivalence(t *testing.T) {
 	for _, name := range models {
 		t.Run(name, func(t *testing.T) {
 			dir := torchRefDir(t, name)
-			buf, err := os.ReadFile(filepath.Join(dir, "model.onnx"))
+			// read by runtime/model's importer, the path real models take
+			mg, err := model.Load(filepath.Join(dir, "model.onnx"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := parseModel(buf)
+			m, err := fromModelGraph(mg)
 			if err != nil {
 				t.Fatal(err)
 			}
