@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/clockwork-go/clockwork/runtime/sim"
+	"github.com/clockwork-go/clockwork/worker"
+)
+
+func init() {
+	register(command{name: "worker", summary: "run a worker: executes a controller's actions on this machine's GPUs (sim backend)", run: runWorker})
+}
+
+// parseCPUs parses "0,2,4-7".
+func parseCPUs(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(strings.TrimSpace(lo))
+		if err != nil {
+			return nil, fmt.Errorf("CPU list %q: %q is not a number", s, lo)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(strings.TrimSpace(hi)); err != nil || b < a {
+				return nil, fmt.Errorf("CPU list %q: bad range %q", s, part)
+			}
+		}
+		for c := a; c <= b; c++ {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("worker", "worker [flags]", stderr)
+	addr := fs.String("addr", worker.DefaultAddr, "TCP address to listen on for the controller (\":0\" picks a free port and prints it)")
+	backend := fs.String("backend", "sim", "device backend; only \"sim\" can register models today (cuda needs runtime/model)")
+	gpus := fs.Int("gpus", 1, "emulated GPUs (sim), 1 to 64 (the wire's limit per worker)")
+	profile := fs.String("profile", "", "sim profile JSON (cw tools profile writes one); empty: the embedded Clockwork V100 zoo")
+	noise := fs.Float64("sim-noise", 0, "sim exec-time spread towards the profile's p99/p99.99 (0: always p50; 1: the profile's spread)")
+	seed := fs.Uint64("sim-seed", 1, "sim random seed: the same seed gives the same exec times")
+	pageMiB := fs.Int64("page-mib", worker.DefaultPageBytes>>20, "weights cache page size in MiB (Clockwork: 16; a larger page wastes more per model)")
+	regionMiB := fs.Int64("region-mib", 0, "device memory the worker takes per GPU in MiB (0: the backend's default, all of it on sim)")
+	ioMiB := fs.Int64("io-mib", worker.DefaultIOBytes>>20, "device IO arena per GPU in MiB (inputs+outputs of INFERs in flight; Clockwork: 512)")
+	slotMiB := fs.Int64("io-slot-mib", worker.DefaultIOSlotBytes>>20, "largest input+output of one INFER in MiB (the IO arena is cut into slots of it)")
+	wsMiB := fs.Int64("workspace-mib", worker.DefaultWorkspace>>20, "device workspace per GPU in MiB (activations of the one running INFER; Clockwork: 512)")
+	hostMiB := fs.Int64("host-io-mib", worker.DefaultHostIOBytes>>20, "host IO buffers in MiB, all GPUs (mlock'd when the memlock limit allows)")
+	root := fs.String("model-root", "", "directory LoadModel paths must lie under (empty: refuse every path; uploads still work)")
+	cpus := fs.String("cpus", "", "CPUs to pin executor threads to, round-robin, e.g. \"2-5\" (empty: not pinned; see cw tools check)")
+	fifo := fs.Bool("fifo", false, "run executor threads SCHED_FIFO (needs -cpus leaving a CPU free, RT throttling on and an rtprio limit)")
+	prio := fs.Int("fifo-priority", 10, "SCHED_FIFO priority 1..99 with -fifo")
+	spin := fs.Duration("spin", 50_000, "executors spin this long before an action's start after a coarse sleep (0: sleep only; timers wake ~70µs late on a loaded box)")
+	lead := fs.Duration("input-lead", worker.DefaultInputLeadNs, "an INFER's input copy may start this long before its earliest (Clockwork: 5ms)")
+	secretFile := fs.String("secret-file", "", "file holding the shared secret for the HMAC hello (empty: no authentication)")
+	tsv := fs.String("telemetry", "", "append one TSV line per action to this file (empty: in-memory ring only)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *backend != "sim" {
+		return fmt.Errorf("-backend %q: only sim is wired into the worker today; run with -backend sim", *backend)
+	}
+	cfg := worker.Config{Addr: *addr, SimGPUs: *gpus, SimNoise: *noise, SimSeed: *seed, PageBytes: *pageMiB << 20, RegionBytes: *regionMiB << 20,
+		IOBytes: *ioMiB << 20, IOSlotBytes: *slotMiB << 20, WorkspaceBytes: *wsMiB << 20, HostIOBytes: *hostMiB << 20,
+		FIFO: *fifo, FIFOPriority: *prio, SpinNs: int64(*spin), InputLeadNs: int64(*lead),
+		Logger: slog.New(slog.NewTextHandler(stderr, nil))}
+	if *gpus < 1 || *gpus > 64 {
+		return fmt.Errorf("-gpus %d outside 1..64", *gpus)
+	}
+	var err error
+	if cfg.CPUs, err = parseCPUs(*cpus); err != nil {
+		return err
+	}
+	if *root != "" {
+		if cfg.ModelRoot, err = filepath.Abs(*root); err != nil {
+			return err
+		}
+	}
+	if *profile != "" {
+		if cfg.Profile, err = sim.LoadProfile(*profile); err != nil {
+			return err
+		}
+	}
+	if *secretFile != "" {
+		s, err := os.ReadFile(*secretFile)
+		if err != nil {
+			return fmt.Errorf("cannot read the secret: %w", err)
+		}
+		cfg.Secret = []byte(strings.TrimSpace(string(s)))
+	}
+	if *tsv != "" {
+		f, err := os.OpenFile(*tsv, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return fmt.Errorf("cannot open the telemetry file: %w", err)
+		}
+		defer f.Close()
+		cfg.TelemetryTSV = f
+	}
+	w, err := worker.New(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "worker listening on %s (%d sim GPUs)\n", w.Addr(), *gpus)
+	return w.Run(ctx)
+}
