@@ -20,6 +20,10 @@ devbin: ## build cw and GPU test binaries into .devbin/ for the GPU machine
 	@mkdir -p .devbin
 	CGO_ENABLED=0 $(GO) build -o .devbin/cw ./cmd/cw
 
+.PHONY: demo
+demo: ## 40 s: 640 models (10 copies of the zoo) on 3 emulated GPUs under an Azure-like trace; prints the table, reports in out/demo
+	$(GO) run ./cmd/cw serve -listen 127.0.0.1:0 -workers 3 -models all:10 -workload azure -rate 1000 -duration 40s -out out/demo
+
 test: deps lint ## what CI runs: deps, lint, all tests with the invariants tag
 	$(GO) test -tags invariants $(TESTFLAGS) $(PKGS)
 
