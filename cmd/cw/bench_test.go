@@ -12,6 +12,7 @@ import (
 
 	"github.com/clockwork-go/clockwork/controller"
 	"github.com/clockwork-go/clockwork/e2e"
+	"github.com/clockwork-go/clockwork/runtime/sim"
 )
 
 func TestBenchNoController(t *testing.T) {
@@ -81,4 +82,27 @@ func TestBenchControllerGone(t *testing.T) {
 		t.Errorf("summary: %s", b)
 	}
 	t.Logf("error: %v", err)
+}
+
+func TestParseInstances(t *testing.T) {
+	prof := sim.DefaultProfile()
+	in, err := parseInstances("all:66", prof)
+	if err != nil || len(in) != 66*len(prof.Models) {
+		t.Fatalf("all:66: %d instances, %v", len(in), err)
+	}
+	cut := interleave(in)[:4026]
+	per := map[string]int{}
+	for _, x := range cut {
+		per[x.Base]++
+	}
+	for b, n := range per {
+		if n < 4026/len(prof.Models) || n > 4026/len(prof.Models)+1 {
+			t.Errorf("%s: %d of 4026 instances; want a balanced share", b, n)
+		}
+	}
+	for _, bad := range []string{"nosuch:3", "resnet50_v2:0", "resnet50_v2:x"} {
+		if _, err := parseInstances(bad, prof); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
 }

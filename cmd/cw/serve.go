@@ -49,6 +49,28 @@ func parseInstances(spec string, prof *sim.Profile) ([]e2e.Instance, error) {
 	return out, nil
 }
 
+// interleave orders instances copy by copy (copy 0 of every model, then copy 1, ...), so a prefix
+// keeps the models balanced.
+func interleave(in []e2e.Instance) []e2e.Instance {
+	byBase := map[string][]e2e.Instance{}
+	var bases []string
+	for _, x := range in {
+		if byBase[x.Base] == nil {
+			bases = append(bases, x.Base)
+		}
+		byBase[x.Base] = append(byBase[x.Base], x)
+	}
+	out := make([]e2e.Instance, 0, len(in))
+	for k := 0; len(out) < len(in); k++ {
+		for _, b := range bases {
+			if k < len(byBase[b]) {
+				out = append(out, byBase[b][k])
+			}
+		}
+	}
+	return out
+}
+
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", "serve [flags]", stderr)
 	w := &workloadFlags{kind: "none"}
@@ -59,6 +81,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	gpuMem := fs.Int64("gpu-mem-mib", 0, "memory of each emulated GPU in MiB (0: 32768, a V100)")
 	noise := fs.Float64("sim-noise", 0, "sim exec-time spread towards the profile's p99 (0: exact p50; see runtime/sim)")
 	spin := fs.Duration("spin", 0, "worker executors spin this long before each action (0: sleep only, which suits a small shared machine; on a dedicated host 50µs removes timer lateness)")
+	maxInst := fs.Int("instances", 0, "keep only this many instances, taken copy by copy across the models (all:66 -instances 4026: the original's §6.5 count from our 64-model zoo); 0: all")
 	listen := fs.String("listen", "127.0.0.1:12346", "client address (host:port)")
 	synth := fs.Bool("synth", true, "workers synthesise inputs (no input bytes on the links, as the original's §6 experiments)")
 	ahead := fs.Duration("schedule-ahead", 0, "controller schedule-ahead (0: the scheduler's default)")
@@ -77,6 +100,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	inst, err := parseInstances(*models, prof)
 	if err != nil {
 		return err
+	}
+	if *maxInst > 0 && *maxInst < len(inst) {
+		inst = interleave(inst)[:*maxInst]
 	}
 	ccfg := controller.DefaultConfig()
 	ccfg.Listen = *listen
