@@ -60,8 +60,9 @@ type Config struct {
 	// RT thread must not starve the machine).
 	FIFO         bool
 	FIFOPriority int
-	// SpinNs: executors sleep until SpinNs before an action's eligible time, then spin
-	// (sim.WaitUntil). Negative: sim.DefaultSpinNs. 0: sleep only (tests under synctest).
+	// SpinNs: executors sleep until SpinNs before an action's eligible time, then spin (see
+	// Worker, Waiting). Negative: sim.DefaultSpinNs. 0: Go timers only, coarse (up to ~1 ms
+	// late) but what tests under testing/synctest need.
 	SpinNs int64
 	// InputLeadNs: an INFER's input copy is eligible this long before its earliest.
 	InputLeadNs int64
