@@ -64,9 +64,9 @@ func (s *Scheduler) check() {
 		}
 		for _, id := range a.Requests {
 			r := &s.reqs[s.byID[id]]
-			if a.LatestNs+a.ExpectedNs > r.deadline {
-				panic(fmt.Sprintf("BUG: INFER %d may end at %d after request %d's deadline %d",
-					a.ID, a.LatestNs+a.ExpectedNs, id, r.deadline))
+			if a.LatestNs+a.ExpectedNs > r.deadline+s.cfg.MarginNs/2 || a.LatestNs+a.ExpectedNs > r.real {
+				panic(fmt.Sprintf("BUG: INFER %d may end at %d, after request %d's planning deadline %d + half the margin or its deadline %d",
+					a.ID, a.LatestNs+a.ExpectedNs, id, r.deadline, r.real))
 			}
 		}
 	}

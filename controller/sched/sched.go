@@ -93,7 +93,9 @@ func (c Config) Validate() error {
 //     is never starved by a lower one while its SLO holds). Queue-front requests that cannot
 //     finish by D starting at t are dropped (StatusCannotMeetSLO); then the largest supported
 //     batch b whose estimate still meets the front's D is issued as an INFER with window
-//     [now, D_front − est(b)]: any start inside it meets every deadline in the batch.
+//     [now, D_front − est(b) + MarginNs/2]: the plan meets D, and a start that slips (the
+//     previous batch ran long) may use half the margin; the other half covers this batch's
+//     own noise and the trip back, so any start inside the window meets every real deadline.
 //  4. A timer drops each queued request as soon as it could not finish even if started
 //     at now+FutureNs, not at its deadline as the original did (§K.2).
 //  5. Results re-anchor the GPU's timeline at the measured end and feed the estimate window
@@ -626,18 +628,22 @@ func (s *Scheduler) inferOne(now int64, g *gpu, at int64) bool {
 		if pick < 0 {
 			return false
 		}
-		// A higher class goes first if the pick would make its most urgent model miss.
-		for c := s.cfg.Classes - 1; c > pc; c-- {
-			h := &g.ready[c]
-			if len(h.items) == 0 {
-				continue
-			}
-			x := h.items[0]
-			hm := s.models[s.insts[x].model]
-			hd := s.reqs[hm.queues[c].frontSlot(s.reqs)].deadline
-			if at+s.insts[pick].est[0].p99+s.insts[x].est[0].p99 > hd {
-				pick, pc = x, c
-				break
+		// A higher class goes first if the pick's batch would make its most urgent model miss.
+		if pc < s.cfg.Classes-1 {
+			pm := s.models[s.insts[pick].model]
+			pickEst := s.insts[pick].est[batchIndex(pm, min(pm.queues[pc].live, s.cfg.MaxBatch))].p99
+			for c := s.cfg.Classes - 1; c > pc; c-- {
+				h := &g.ready[c]
+				if len(h.items) == 0 {
+					continue
+				}
+				x := h.items[0]
+				hm := s.models[s.insts[x].model]
+				hd := s.reqs[hm.queues[c].frontSlot(s.reqs)].deadline
+				if at+pickEst+s.insts[x].est[0].p99 > hd {
+					pick, pc = x, c
+					break
+				}
 			}
 		}
 		if s.dequeue(now, g, pick, pc, at) {
@@ -699,7 +705,7 @@ func (s *Scheduler) dequeue(now int64, g *gpu, x int32, c int, at int64) bool {
 	s.updateUnmet(m)
 	s.rekey(m, c)
 	s.out = append(s.out, Action{Kind: ActInfer, ID: id, Worker: g.worker, GPU: g.id, Model: m.id,
-		Batch: b, EarliestNs: now, LatestNs: d - exp, ExpectedNs: exp,
+		Batch: b, EarliestNs: now, LatestNs: d - exp + s.cfg.MarginNs/2, ExpectedNs: exp,
 		Requests: s.idbuf[start:len(s.idbuf):len(s.idbuf)]})
 	return true
 }

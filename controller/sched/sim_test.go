@@ -45,6 +45,7 @@ type simWorld struct {
 type simReq struct {
 	deadline int64
 	answered bool
+	ok       bool
 	model    int32
 }
 
@@ -169,6 +170,7 @@ func (w *simWorld) step(ev *Event) {
 				w.t.Fatalf("request %d answered %v at %d, after deadline %d + bound", a.Request, a.Status, w.now, r.deadline)
 			}
 			if a.Status == StatusOK {
+				r.ok = true
 				w.ok++
 				if w.now > r.deadline {
 					w.late++
@@ -379,5 +381,41 @@ func TestIdealBound(t *testing.T) {
 		if ratio < tc.minRatio {
 			t.Fatalf("load %.1f: %d successes are %.4f of the bound %d, want >= %.3f", tc.load, w.ok, ratio, bound, tc.minRatio)
 		}
+	}
+}
+
+// TestPriorityIsolation: a high class within the GPU's capacity keeps its SLO while a low
+// class offers ten times the capacity on the same GPU.
+func TestPriorityIsolation(t *testing.T) {
+	seed := testSeed(t)
+	t.Logf("seed %d (rerun with TEST_SEED=%d)", seed, seed)
+	cfg := DefaultConfig()
+	w := newSimWorld(t, seed, cfg, 1, 1, 2, 100)
+	hi, lo := int32(0), int32(1)
+	rateHi := 0.3 / float64(w.specs[hi].ExecNs[0])
+	rateLo := 10 / float64(w.specs[lo].ExecNs[0])
+	var id uint64
+	high := map[uint64]bool{}
+	for w.now < 2e9 {
+		w.advance(w.now + int64(w.rng.ExpFloat64()/(rateHi+rateLo)) + 1)
+		id++
+		if w.rng.Float64() < rateHi/(rateHi+rateLo) {
+			high[id] = true
+			w.submit(id, hi, 2, 100e6)
+		} else {
+			w.submit(id, lo, 0, 100e6)
+		}
+	}
+	w.advance(w.now + 1e9)
+	okHi := 0
+	for r := range high {
+		if w.reqs[r].ok {
+			okHi++
+		}
+	}
+	frac := float64(okHi) / float64(len(high))
+	t.Logf("high class: %d of %d ok (%.4f); low class: %d requests, %d ok overall", okHi, len(high), frac, len(w.reqs)-len(high), w.ok)
+	if frac < 0.999 {
+		t.Fatalf("high class met %.4f of its requests under low-class overload, want >= 0.999", frac)
 	}
 }
