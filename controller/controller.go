@@ -435,8 +435,12 @@ func (c *Controller) onRequest(ev *event) {
 	if cl.gone {
 		return
 	}
-	if ev.model == 0 || int(ev.model) > len(c.models) || !c.models[ev.model-1].ready {
+	if ev.model == 0 || int(ev.model) > len(c.models) {
 		c.reject(cl, ev.id, ev.model, wire.StatusUnknownModel, "no model with that id or name is registered; list them with ListModels")
+		return
+	}
+	if !c.models[ev.model-1].ready {
+		c.reject(cl, ev.id, ev.model, wire.StatusUnknownModel, "the model is still registering on the workers (or no worker could register it); retry shortly")
 		return
 	}
 	m := c.models[ev.model-1]
