@@ -830,13 +830,13 @@ func (s *Scheduler) scheduleLoads(now int64) {
 	s.skipped = s.skipped[:0]
 	for len(s.unmet.items) > 0 && len(s.skipped) < 16 {
 		m := s.unmet.items[0]
-		g := s.pickLoadGPU(now, m)
+		g, relaxed := s.pickLoadGPU(now, m)
 		if g == nil {
 			s.unmet.remove(m)
 			s.skipped = append(s.skipped, m)
 			continue
 		}
-		s.issueLoad(now, g, m)
+		s.issueLoad(now, g, m, relaxed)
 		if !s.loadSlotFree(now) {
 			break
 		}
@@ -857,25 +857,32 @@ func (s *Scheduler) loadSlotFree(now int64) bool {
 
 // pickLoadGPU picks where to load m: a GPU without a copy, with a LOAD slot and room (free
 // pages, or pages of idle models it may evict); among those the one whose exec lane frees
-// first, preferring no eviction.
-func (s *Scheduler) pickLoadGPU(now int64, m *model) *gpu {
-	var best *gpu
-	bestEvict, bestAt := true, int64(math.MaxInt64)
+// first, preferring no eviction, then evicting only models without demand. relaxed reports
+// that room needs evicting models that have demand but another copy elsewhere.
+func (s *Scheduler) pickLoadGPU(now int64, m *model) (best *gpu, relaxed bool) {
+	bestCost, bestAt := 3, int64(math.MaxInt64)
 	for _, g := range s.gpus {
 		if !g.alive || g.loads >= s.cfg.MaxLoadsPerGPU || g.total < m.spec.Pages ||
 			g.pcie.available(now, s.cfg.FutureNs, s.cfg.LagNs) >= now+s.cfg.ScheduleAheadNs || s.holds(m, g.id) {
 			continue
 		}
-		evict := g.free < m.spec.Pages
-		if evict && !s.canEvict(g, m.spec.Pages-g.free) {
-			continue
+		cost := 0 // 0: free pages, 1: evict idle models, 2: evict replicated models with demand
+		if need := m.spec.Pages - g.free; need > 0 {
+			switch {
+			case s.canEvict(g, need, false):
+				cost = 1
+			case s.canEvict(g, need, true):
+				cost = 2
+			default:
+				continue
+			}
 		}
 		at := g.exec.available(now, s.cfg.FutureNs, s.cfg.LagNs)
-		if best == nil || (!evict && bestEvict) || (evict == bestEvict && at < bestAt) {
-			best, bestEvict, bestAt = g, evict, at
+		if cost < bestCost || (cost == bestCost && at < bestAt) {
+			best, bestCost, bestAt = g, cost, at
 		}
 	}
-	return best
+	return best, bestCost == 2
 }
 
 func (s *Scheduler) holds(m *model, g int32) bool {
@@ -887,25 +894,41 @@ func (s *Scheduler) holds(m *model, g int32) bool {
 	return false
 }
 
-// evictable: loaded, no INFER in flight (its pages are in use), and no queued demand.
-func (s *Scheduler) evictable(x int32) bool {
+// evictable: loaded, no INFER in flight (its pages are in use), and no queued demand; or,
+// relaxed, demand but another loaded copy that serves it.
+func (s *Scheduler) evictable(x int32, relaxed bool) bool {
 	in := &s.insts[x]
-	return in.state == instLoaded && in.inflight == 0 && s.models[in.model].pending == 0
+	if in.state != instLoaded || in.inflight != 0 {
+		return false
+	}
+	m := s.models[in.model]
+	if m.pending == 0 {
+		return true
+	}
+	if !relaxed {
+		return false
+	}
+	for _, y := range m.insts {
+		if y != x && s.insts[y].state == instLoaded {
+			return true
+		}
+	}
+	return false
 }
 
-func (s *Scheduler) canEvict(g *gpu, need int32) bool {
+func (s *Scheduler) canEvict(g *gpu, need int32, relaxed bool) bool {
 	for x := g.tail; x >= 0 && need > 0; x = s.insts[x].prev {
-		if s.evictable(x) {
+		if s.evictable(x, relaxed) {
 			need -= s.models[s.insts[x].model].spec.Pages
 		}
 	}
 	return need <= 0
 }
 
-func (s *Scheduler) issueLoad(now int64, g *gpu, m *model) {
+func (s *Scheduler) issueLoad(now int64, g *gpu, m *model, relaxed bool) {
 	for x := g.tail; x >= 0 && g.free < m.spec.Pages; {
 		prev := s.insts[x].prev
-		if s.evictable(x) {
+		if s.evictable(x, relaxed) {
 			s.evictSeq++
 			s.out = append(s.out, Action{Kind: ActEvict, ID: 1<<63 | s.evictSeq, Worker: g.worker, GPU: g.id,
 				Model: s.insts[x].model, EarliestNs: now, LatestNs: math.MaxInt64})
