@@ -207,7 +207,9 @@ func TestWorkerLoss(t *testing.T) {
 			defer wg.Done()
 			start := time.Now()
 			_, err := r.cli.Infer(ctx, "a", input(i), client.InferOptions{SLO: 50 * time.Millisecond})
-			if el := time.Since(start); el > 50*time.Millisecond+20*time.Millisecond {
+			// Generous: the client and test goroutines share 2 cores with the rest of CI; this
+			// catches answers held until the worker timeout or never sent, not scheduler jitter.
+			if el := time.Since(start); el > 50*time.Millisecond+150*time.Millisecond {
 				t.Errorf("answer after %v", el)
 			}
 			k := "ok"
