@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -155,4 +156,20 @@ func TestLoadTimes(t *testing.T) {
 	if _, err := LoadTimes(strings.NewReader(log+"zz\t1\t1\t0\n"), "a.tsv", 0); err == nil || !strings.Contains(err.Error(), "a.tsv:6") {
 		t.Errorf("bad time: %v", err)
 	}
+}
+
+func TestProgressBar(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf bytes.Buffer
+		arr, _ := Poisson([]float64{100}, 1e9, 0, 1)
+		if _, err := RunOpen(t.Context(), &fakeTarget{}, []string{"a"}, arr, RunOptions{Progress: &buf}); err != nil {
+			t.Fatal(err)
+		}
+		out := buf.String()
+		// About 5 redraws a second plus the final one, which shows 100 % and every answer.
+		if n := strings.Count(out, "\r["); n < 5 || n > 7 || !strings.HasSuffix(out, "\n") ||
+			!strings.Contains(out, "100%") || !strings.Contains(out, fmt.Sprintf("answered %d ", len(arr))) {
+			t.Errorf("progress output %q", out)
+		}
+	})
 }
