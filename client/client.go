@@ -215,6 +215,28 @@ func (c *Client) LoadModel(ctx context.Context, name, path string) (wire.ModelDe
 	return cl.info.Model, nil
 }
 
+// UploadModel registers a model from the bytes of its file (at most the controller's
+// MaxUploadBytes); the controller forwards it to every worker.
+func (c *Client) UploadModel(ctx context.Context, name string, data []byte) (wire.ModelDesc, error) {
+	id := c.nextID.Add(1)
+	cl := c.start(id, wire.TypeLoadModel, nil)
+	if cl == nil {
+		return wire.ModelDesc{}, c.closedErr()
+	}
+	if err := c.conn.Send(&wire.LoadModel{RequestID: id, Source: wire.SourceUpload, Name: []byte(name)}, data); err != nil {
+		c.forget(id)
+		return wire.ModelDesc{}, err
+	}
+	if err := c.wait(ctx, id, cl); err != nil {
+		return wire.ModelDesc{}, err
+	}
+	defer c.release(cl)
+	if cl.info.Status != wire.StatusOK {
+		return wire.ModelDesc{}, &StatusError{Status: cl.info.Status, Reason: string(cl.info.Reason)}
+	}
+	return cl.info.Model, nil
+}
+
 // ListModels returns the registered models.
 func (c *Client) ListModels(ctx context.Context) ([]wire.ModelDesc, error) {
 	id := c.nextID.Add(1)

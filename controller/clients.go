@@ -2,11 +2,21 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"time"
 
 	"github.com/clockwork-go/clockwork/wire"
 )
+
+// MaxUploadBytes bounds a model uploaded through the controller: the controller keeps it in
+// memory (every worker that connects later gets it too) and copies it into each worker link's
+// send queue, so the event loop never waits on a socket for it.
+const MaxUploadBytes = 48 << 20
+
+// maxClientPayload bounds any payload a client may send (one request's input, an upload); a
+// larger one closes the link with a protocol error.
+const maxClientPayload = 64 << 20
 
 // clientConn is one client link.
 type clientConn struct {
@@ -45,7 +55,9 @@ func (c *Controller) ServeConn(ctx context.Context, nc net.Conn) {
 }
 
 func (c *Controller) serveClient(ctx context.Context, nc net.Conn) {
-	conn, err := wire.NewConn(nc, c.wireConfig(wire.RoleController, wire.RoleClient, wire.RoleTool))
+	wcfg := c.wireConfig(wire.RoleController, wire.RoleClient, wire.RoleTool)
+	wcfg.MaxPayload = maxClientPayload // inputs are read into fresh buffers: bound them
+	conn, err := wire.NewConn(nc, wcfg)
 	if err != nil {
 		_ = nc.Close()
 		return
@@ -121,11 +133,17 @@ func (c *Controller) readClient(ctx context.Context, cl *clientConn) {
 			if err := conn.DecodeInto(&lm); err != nil {
 				return
 			}
-			if lm.Source != wire.SourcePath {
-				_ = conn.Discard()
-				_ = conn.Send(&wire.ModelInfo{RequestID: lm.RequestID, Status: wire.StatusBadInput,
-					Reason: []byte("the controller registers models by path on the workers; uploads are not supported yet")}, nil)
-				continue
+			if lm.Source == wire.SourceUpload {
+				if h.PayloadLen == 0 || h.PayloadLen > MaxUploadBytes {
+					_ = conn.Discard()
+					_ = conn.Send(&wire.ModelInfo{RequestID: lm.RequestID, Status: wire.StatusBadInput,
+						Reason: []byte(fmt.Sprintf("uploaded model is %d bytes; it must be 1..%d (larger models: put the file under the workers' model root and register it by path)", h.PayloadLen, MaxUploadBytes))}, nil)
+					continue
+				}
+				ev.input = make([]byte, h.PayloadLen)
+				if err := conn.ReadPayload(ev.input); err != nil {
+					return
+				}
 			}
 			ev.kind, ev.id, ev.name, ev.path = evLoadModel, lm.RequestID, string(lm.Name), string(lm.Path)
 		default:
@@ -179,7 +197,7 @@ func (c *Controller) onLoadModel(ev *event) {
 		fail(wire.StatusOverloaded, "model table full")
 		return
 	}
-	m := &modelEntry{id: int32(len(c.models)), name: ev.name, path: ev.path}
+	m := &modelEntry{id: int32(len(c.models)), name: ev.name, path: ev.path, upload: ev.input}
 	c.models = append(c.models, m)
 	c.publishNames()
 	m.waiters = append(m.waiters, waiter{cl: ev.cl, req: ev.id})

@@ -74,6 +74,7 @@ type modelEntry struct {
 	id      int32
 	name    string
 	path    string
+	upload  []byte // the model file's bytes when registered by upload, else nil
 	desc    wire.ModelDesc
 	ready   bool // desc known and registered with the scheduler
 	copies  int32

@@ -154,6 +154,17 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("run-time model: %v", err)
 	}
 
+	// A model uploaded through the controller is served too; an empty upload is refused.
+	if _, err := r.cli.UploadModel(ctx, "d", []byte("model bytes")); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := r.cli.Infer(ctx, "d", input(8), client.InferOptions{SLO: 100 * time.Millisecond}); err != nil || !bytes.Equal(res.Output, input(8)[:8]) {
+		t.Fatalf("uploaded model: %v", err)
+	}
+	if _, err := r.cli.UploadModel(ctx, "e", nil); !errors.Is(err, client.ErrBadInput) {
+		t.Fatalf("empty upload: got %v", err)
+	}
+
 	// A cancelled context sends Cancel; the call returns the context's error.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()

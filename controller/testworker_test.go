@@ -180,6 +180,10 @@ func (w *testWorker) serve(nc net.Conn) {
 		switch h.Type {
 		case wire.TypeLoadModel:
 			_ = conn.DecodeInto(&lm)
+			if lm.Source == wire.SourceUpload && h.PayloadLen == 0 {
+				_ = conn.Send(&wire.ModelInfo{RequestID: lm.RequestID, Status: wire.StatusBadInput}, nil)
+				continue
+			}
 			registered[lm.ModelID] = true
 			_ = conn.Send(&wire.ModelInfo{RequestID: lm.RequestID, Status: wire.StatusOK, Model: wire.ModelDesc{
 				ModelID: lm.ModelID, Name: lm.Name, InputBytes: testInBytes, OutputBytes: testOutBytes,

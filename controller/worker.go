@@ -198,7 +198,10 @@ func (c *Controller) registerOn(wk *workerLink, m *modelEntry) {
 	m.pending++
 	lm := wire.LoadModel{RequestID: ctlBit | uint64(m.id), ModelID: uint32(m.id + 1), Source: wire.SourcePath,
 		Name: []byte(m.name), Path: []byte(m.path)}
-	_ = wk.conn.Send(&lm, nil)
+	if m.upload != nil {
+		lm.Source, lm.Path = wire.SourceUpload, nil
+	}
+	_ = wk.conn.Send(&lm, m.upload) // copied into the queue: InlinePayload > MaxUploadBytes
 }
 
 // maybeJoin adds the worker's GPUs to the scheduler once every model is registered on it.
