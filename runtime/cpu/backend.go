@@ -168,8 +168,11 @@ func (d *Device) Prepare(m device.Model, batches []int) (device.Program, error) 
 	if len(batches) == 0 {
 		return nil, fmt.Errorf("cannot prepare model %q: no batch sizes", g.ModelName)
 	}
-	if g.PageBytes <= 0 && g.NumPages > 0 || g.NumPages < 0 {
+	if g.PageBytes <= 0 && g.NumPages > 0 || g.NumPages < 0 || g.PageBytes%8 != 0 {
 		return nil, fmt.Errorf("cannot prepare model %q: %d weight pages of %d bytes", g.ModelName, g.NumPages, g.PageBytes)
+	}
+	if err := g.validateRuns(); err != nil {
+		return nil, fmt.Errorf("cannot prepare model %q: %w", g.ModelName, err)
 	}
 	p := &Program{dev: d, graph: g, batches: slices.Sorted(slices.Values(batches))}
 	for i, b := range p.batches {
@@ -361,6 +364,9 @@ func (p *Program) Run(batch int, pages []device.Ptr, in, out, workspace device.P
 			return device.Span{}, fmt.Errorf("model %q weight page %d at %#x is not 8-byte aligned", p.graph.ModelName, i, uint64(pages[i]))
 		}
 	}
+	if err := p.checkContiguous(pages); err != nil {
+		return device.Span{}, err
+	}
 	for _, a := range []device.Ptr{in, out, workspace} {
 		if (a-RegionBase)%8 != 0 {
 			return device.Span{}, fmt.Errorf("model %q: buffer at %#x is not 8-byte aligned", p.graph.ModelName, uint64(a))
@@ -389,6 +395,31 @@ func (p *Program) Run(batch int, pages []device.Ptr, in, out, workspace device.P
 		}
 	}
 	return device.Span{StartNs: start, EndNs: d.now()}, nil
+}
+
+// checkContiguous checks that the pages of each run (all pages, when packed) follow each other
+// in the region.
+// Timing: exec thread; no allocation.
+func (p *Program) checkContiguous(pages []device.Ptr) error {
+	g := p.graph
+	check := func(first, n int) error {
+		for i := 1; i < n; i++ {
+			if pages[first+i] != pages[first]+device.Ptr(int64(i)*g.PageBytes) {
+				return fmt.Errorf("model %q: weight pages %d..%d must be contiguous (page %d at %#x, page %d at %#x)",
+					g.ModelName, first, first+n-1, first, uint64(pages[first]), first+i, uint64(pages[first+i]))
+			}
+		}
+		return nil
+	}
+	if g.Packed {
+		return check(0, g.NumPages)
+	}
+	for _, r := range g.Runs {
+		if err := check(r.First, r.Pages); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close releases the compiled plans.

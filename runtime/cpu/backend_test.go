@@ -271,3 +271,58 @@ func TestPrepareRejectsBadPlans(t *testing.T) {
 		t.Errorf("CopyIn after Close: %v", err)
 	}
 }
+
+// TestWeightRuns: a tensor larger than a page lives in a run of pages that must be contiguous.
+func TestWeightRuns(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	m := tinyModel(r)
+	g, pages, err := planONNX(m, []int{1}, 64, tinyShape) // the conv weight (288 bytes) needs a run
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Runs) == 0 {
+		t.Fatal("no run planned")
+	}
+	d := openOne(t, 1<<20)
+	prog, err := d.Prepare(g, []int{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := f32(tinyShape(1)...)
+	for i := range x.F32() {
+		x.F32()[i] = float32(r.NormFloat64())
+	}
+	want := interpret(t, m, x)
+	base := d.Info().Base
+	in, out, ws := base+64<<10, base+96<<10, base+128<<10
+	d.CopyIn(device.LaneInput, in, x.Data)
+	run := func(addrs []device.Ptr) error {
+		for i := range pages {
+			d.CopyIn(device.LaneWeights, addrs[i], pages[i])
+		}
+		_, err := prog.Run(1, addrs, in, out, ws)
+		return err
+	}
+	contiguous := make([]device.Ptr, len(pages))
+	for i := range pages {
+		contiguous[i] = base + device.Ptr(i)*64
+	}
+	if err := run(contiguous); err != nil {
+		t.Fatal(err)
+	}
+	y := make([]byte, prog.OutputBytes(1))
+	d.CopyOut(device.LaneOutput, y, out)
+	if !bytes.Equal(y, want.Data) {
+		t.Errorf("output %v, want %v", view[float32](y), want.F32())
+	}
+	scattered := slices.Clone(contiguous)
+	run0 := g.Runs[0]
+	scattered[run0.First+1] += 32 << 10 // break the run
+	if err := run(scattered); err == nil || !strings.Contains(err.Error(), "contiguous") {
+		t.Errorf("Run with a broken run: %v", err)
+	}
+	g.Runs = nil // the big weight no longer fits its page
+	if _, err := d.Prepare(g, []int{1}); err == nil || !strings.Contains(err.Error(), "outside") {
+		t.Errorf("Prepare without runs: %v", err)
+	}
+}

@@ -3,6 +3,8 @@ package cpu
 import (
 	"fmt"
 	"slices"
+
+	"github.com/clockwork-go/clockwork/alloc"
 )
 
 // Graph is a model planned for execution at fixed batch sizes, in the form the cpu backend
@@ -14,7 +16,50 @@ type Graph struct {
 	PageBytes   int64 // size of one weight page
 	NumPages    int   // pages the model's weights occupy
 	WeightBytes int64 // total weight bytes (as laid out, including page padding)
-	Plans       []*BatchPlan
+	// Runs are groups of consecutive weight pages that must sit contiguously in the region: a
+	// tensor larger than a page starts at offset 0 of a run's first page (alloc.Layout.Runs).
+	// Packed means every tensor may span pages, so all pages must be contiguous.
+	Runs   []alloc.Run
+	Packed bool
+	Plans  []*BatchPlan
+}
+
+// validateRuns checks that the runs lie inside the model's pages and do not overlap.
+func (g *Graph) validateRuns() error {
+	used := make([]bool, max(g.NumPages, 0))
+	for _, r := range g.Runs {
+		if r.First < 0 || r.Pages < 1 || r.First > g.NumPages-r.Pages {
+			return fmt.Errorf("weight run %+v outside %d pages", r, g.NumPages)
+		}
+		for p := r.First; p < r.First+r.Pages; p++ {
+			if used[p] {
+				return fmt.Errorf("weight runs overlap at page %d", p)
+			}
+			used[p] = true
+		}
+	}
+	return nil
+}
+
+// weightFits reports whether n bytes at (page, off) lie inside the model's weights: inside the
+// page, inside a run starting at page, or (packed) inside the contiguous pages.
+func (g *Graph) weightFits(page int, off, n int64) bool {
+	if page < 0 || page >= g.NumPages || off < 0 || n < 0 {
+		return false
+	}
+	end := off + n
+	switch {
+	case end <= g.PageBytes:
+		return true
+	case g.Packed:
+		return int64(page)*g.PageBytes+end <= int64(g.NumPages)*g.PageBytes
+	}
+	for _, r := range g.Runs {
+		if r.First == page && end <= int64(r.Pages)*g.PageBytes {
+			return true
+		}
+	}
+	return false
 }
 
 // Name implements device.Model.
@@ -100,8 +145,8 @@ func (p *BatchPlan) validate(g *Graph) error {
 				return fmt.Errorf("value %q: [%d, +%d) outside workspace of %d bytes", v.Name, v.Offset, n, p.WorkspaceBytes)
 			}
 		case InWeights:
-			if v.Page < 0 || v.Page >= g.NumPages || v.Offset+n > g.PageBytes {
-				return fmt.Errorf("value %q: page %d [%d, +%d) outside %d pages of %d bytes", v.Name, v.Page, v.Offset, n, g.NumPages, g.PageBytes)
+			if !g.weightFits(v.Page, v.Offset, n) {
+				return fmt.Errorf("value %q: page %d [%d, +%d) outside %d pages of %d bytes (runs %v, packed %v)", v.Name, v.Page, v.Offset, n, g.NumPages, g.PageBytes, g.Runs, g.Packed)
 			}
 			if v.Const != nil && !slices.Equal(v.Const.Shape, v.Type.Shape) {
 				return fmt.Errorf("value %q: constant %v does not match type %v", v.Name, v.Const.Type, v.Type)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/clockwork-go/clockwork/alloc"
 	"github.com/clockwork-go/clockwork/runtime/model"
 )
 
@@ -31,7 +32,19 @@ func planONNX(m *onnxModel, batches []int, pageBytes int64, inShape func(batch i
 		t := m.inits[k]
 		n := int64(len(t.Data)+7) &^ 7
 		if n > pageBytes {
-			return nil, nil, fmt.Errorf("initializer %q (%d bytes) exceeds a page (%d)", k, n, pageBytes)
+			// a run of pages of its own, contiguous in the region
+			runPages := int((n + pageBytes - 1) / pageBytes)
+			first := len(pages)
+			for range runPages {
+				pages = append(pages, alignedBytes(int(pageBytes)))
+			}
+			for i := range runPages {
+				copy(pages[first+i], t.Data[min(len(t.Data), i*int(pageBytes)):])
+			}
+			g.Runs = append(g.Runs, alloc.Run{First: first, Pages: runPages})
+			where[k] = placed{first, 0}
+			used = pageBytes // the run's last page takes nothing else
+			continue
 		}
 		if len(pages) == 0 || used+n > pageBytes {
 			pages = append(pages, alignedBytes(int(pageBytes)))
