@@ -80,7 +80,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	profile := fs.String("profile", "", "sim profile JSON (cw tools profile writes one); empty: the embedded Clockwork V100 zoo")
 	gpuMem := fs.Int64("gpu-mem-mib", 0, "memory of each emulated GPU in MiB (0: 32768, a V100)")
 	noise := fs.Float64("sim-noise", 0, "sim exec-time spread towards the profile's p99 (0: exact p50; see runtime/sim)")
-	spin := fs.Duration("spin", 0, "worker executors spin this long before each action (0: sleep only, which suits a small shared machine; on a dedicated host 50µs removes timer lateness)")
+	spin := fs.Duration("spin", 0, "worker executors wait precisely and spin this long before each action (negative: the worker's default, 50µs); 0: Go timers only, up to ~1ms late, but no spinning threads: on a shared 2-core machine with 6 emulated GPUs (24 executors) 0 measured 99.8% SLO attainment where the default measured 95.6% (docs/experiments-sim.md)")
 	maxInst := fs.Int("instances", 0, "keep only this many instances, taken copy by copy across the models (all:66 -instances 4026: the original's §6.5 count from our 64-model zoo); 0: all")
 	listen := fs.String("listen", "127.0.0.1:12346", "client address (host:port)")
 	synth := fs.Bool("synth", true, "workers synthesise inputs (no input bytes on the links, as the original's §6 experiments)")
