@@ -62,6 +62,11 @@ func TestBenchControllerGone(t *testing.T) {
 	}
 	defer cl.Close()
 	addr := cl.Addr()
+	var o, e bytes.Buffer
+	if err := runBench(t.Context(), []string{"-addr", addr, "-synth", "-models", "nosuch", "-out", t.TempDir()}, &o, &e); err == nil ||
+		!strings.Contains(err.Error(), `no model "nosuch"`) || !strings.Contains(err.Error(), addr) {
+		t.Errorf("unknown model: %v", err)
+	}
 	go func() {
 		time.Sleep(time.Second) // the failure being tested: a controller gone mid-run
 		cl.Close()
