@@ -60,6 +60,7 @@ func BenchmarkLateness(b *testing.B) {
 func BenchmarkActions16GPUs(b *testing.B) {
 	cfg := testConfig(16)
 	cfg.IOSlotBytes = 4 << 10
+	cfg.HostIOBytes = 64 << 20 // 16384 4-KiB buffers: more than the 4096 outstanding
 	cfg.SpinNs = sim.DefaultSpinNs
 	w := startWorker(b, cfg)
 	k := dial(b, w)
@@ -90,7 +91,11 @@ func BenchmarkActions16GPUs(b *testing.B) {
 		}()
 		m := &wire.Infer{Batch: 1}
 		for i := 0; i < n; i++ {
-			credits <- struct{}{}
+			select {
+			case credits <- struct{}{}:
+			case err := <-recvDone:
+				b.Fatalf("receiver stopped: %v", err)
+			}
 			k.id++
 			now := UnixMonoClock()
 			m.Window = wire.Window{ActionID: k.id, ModelID: 2, GPU: uint16(i % 16), EarliestNs: now, LatestNs: now + int64(time.Minute)}
