@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/clockwork-go/clockwork/alloc"
 	"github.com/clockwork-go/clockwork/internal/invariants"
 	"github.com/clockwork-go/clockwork/runtime/device"
 	"github.com/clockwork-go/clockwork/runtime/sim"
@@ -40,9 +41,11 @@ type action struct {
 	execNs   int64
 	status   wire.Status
 	reason   string
-	host     []byte   // input then output, from the host pool
-	slot     int32    // device IO slot, -1 when none
-	pset     *pageSet // pinned weights on gpu, nil when none
+	host     []byte          // input then output, from the host pool
+	slot     int32           // device IO slot, -1 when none
+	pinned   bool            // holds a pin on res
+	res      alloc.Residency // pinned weights on gpu
+	ptrs     []device.Ptr    // their page addresses
 }
 
 func (a *action) reset() {

@@ -7,31 +7,29 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/clockwork-go/clockwork/alloc"
 	"github.com/clockwork-go/clockwork/runtime/device"
 )
 
 // gpuMem is one device's region, split as DESIGN.md §6 lays it out:
 //
 //	Base                 +IOBytes              +WorkspaceBytes        Base+Size
-//	| IO arena: slots    | workspace (one INFER | weights cache: pages ... |
+//	| IO arena: slots    | workspace (one INFER | weights cache: alloc.Cache pages ... |
 //
-// The weights cache is a free stack of fixed pages; the worker never evicts on its own. The IO
-// arena is cut into fixed slots of IOSlotBytes, one per INFER between its input copy and its
-// output copy; the workspace is one region because one INFER executes at a time (C2).
-//
-// This is the worker's own minimal allocator, written before package alloc existed; alloc's page
-// cache (generations, layouts) replaces it behind the same calls.
+// The weights cache is package alloc's page cache, guarded by gpu.mu; the worker never evicts on
+// its own. The IO arena is cut into fixed slots of IOSlotBytes, one per INFER between its input
+// copy and its output copy (fixed slots, not alloc.Arena: O(1) without fragmentation, at the
+// price of one slot size for all models); the workspace is one region because one INFER
+// executes at a time (C2).
 //
 // # Concurrency
 //
-// mu guards everything; held only for O(pages) bookkeeping, never across a copy.
+// mu guards the slots; gpu.mu guards cache.
 type gpuMem struct {
 	mu        sync.Mutex
-	base      device.Ptr
+	cache     *alloc.Cache
 	pageBytes int64
-	pageBase  device.Ptr
 	total     int
-	free      []int32 // free page indices; a stack
 	ioBase    device.Ptr
 	slotBytes int64
 	slots     []int32 // free IO slots
@@ -44,51 +42,19 @@ func newGPUMem(info device.Info, c *Config) (*gpuMem, error) {
 	if info.Size < fixed+c.PageBytes {
 		return nil, fmt.Errorf("cannot lay out gpu %d: region of %d bytes < IO %d + workspace %d + one %d-byte page; lower IOBytes/WorkspaceBytes or give a larger region", info.Index, info.Size, c.IOBytes, c.WorkspaceBytes, c.PageBytes)
 	}
-	m := &gpuMem{base: info.Base, pageBytes: c.PageBytes, ioBase: info.Base, slotBytes: c.IOSlotBytes,
-		wsBase: info.Base + device.Ptr(c.IOBytes), wsBytes: c.WorkspaceBytes, pageBase: info.Base + device.Ptr(fixed)}
-	m.total = int((info.Size - fixed) / c.PageBytes)
-	m.free = make([]int32, m.total)
-	for i := range m.free {
-		m.free[i] = int32(m.total - 1 - i) // pop gives page 0 first
+	pages := (info.Size - fixed) / c.PageBytes
+	cache, err := alloc.NewCache(alloc.CacheConfig{Base: uint64(info.Base) + uint64(fixed), Size: pages * c.PageBytes, PageSize: c.PageBytes})
+	if err != nil {
+		return nil, fmt.Errorf("cannot lay out gpu %d: %w", info.Index, err)
 	}
+	m := &gpuMem{cache: cache, pageBytes: c.PageBytes, total: cache.TotalPages(), ioBase: info.Base, slotBytes: c.IOSlotBytes,
+		wsBase: info.Base + device.Ptr(c.IOBytes), wsBytes: c.WorkspaceBytes}
 	n := int(c.IOBytes / c.IOSlotBytes)
 	m.slots = make([]int32, n)
 	for i := range m.slots {
 		m.slots[i] = int32(n - 1 - i)
 	}
 	return m, nil
-}
-
-func (m *gpuMem) pagePtr(i int32) device.Ptr { return m.pageBase + device.Ptr(int64(i)*m.pageBytes) }
-
-// allocPages appends n pages to dst, or returns false and takes none.
-func (m *gpuMem) allocPages(dst []int32, n int) ([]int32, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if n > len(m.free) {
-		return dst, false
-	}
-	k := len(m.free) - n
-	for i := len(m.free) - 1; i >= k; i-- {
-		dst = append(dst, m.free[i])
-	}
-	m.free = m.free[:k]
-	return dst, true
-}
-
-func (m *gpuMem) freePages(pages []int32) {
-	m.mu.Lock()
-	m.free = append(m.free, pages...)
-	if len(m.free) > m.total {
-		panic(fmt.Sprintf("BUG: worker: %d free pages of %d after a free", len(m.free), m.total))
-	}
-	m.mu.Unlock()
-}
-
-func (m *gpuMem) freeCount() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.free)
 }
 
 // allocSlot returns an IO slot's address, or -1.

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/clockwork-go/clockwork/alloc"
 	"github.com/clockwork-go/clockwork/runtime/device"
 	"github.com/clockwork-go/clockwork/runtime/sim"
 	"github.com/clockwork-go/clockwork/wire"
@@ -25,16 +26,19 @@ type model struct {
 	weights   int64
 	npages    int
 	progs     []device.Program // per GPU
-	state     []*pageSet       // per GPU: the resident weights, nil when not loaded; gpu.mu
+	state     []residency      // per GPU; gpu.mu
 }
 
-// pageSet is one LOAD's pages on one GPU. INFERs pin the set they run with; after UNLOAD the
-// set is no longer the model's, and its pages return to the cache at the last unpin.
-type pageSet struct {
-	pages []int32
-	ptrs  []device.Ptr
-	pins  int
-	live  bool
+// residency is a model's weights on one GPU. The pages are alloc.Cache's: Load reserves them,
+// the LOAD copies into them, and only then is the model ready for INFERs. INFERs pin the
+// residency they run with; UNLOAD of a pinned model makes it not ready at once (new INFERs are
+// not-loaded) and evicts it from the cache at the last unpin.
+type residency struct {
+	res          alloc.Residency
+	ptrs         []device.Ptr // page addresses in layout order; immutable per residency
+	loading      bool
+	ready        bool
+	evictPending bool
 }
 
 func (m *model) inputBytes(b int) int64  { return m.inItem * int64(b) }
@@ -49,85 +53,126 @@ func (m *model) hasBatch(b int) bool {
 	return false
 }
 
-// pin returns the resident page set with a pin on it, or nil.
+// pin returns the ready residency's handle and page addresses with a pin on it; ok false when
+// the model is not ready on g.
 //
 // Timing: input thread; does not allocate.
-func (m *model) pin(g *gpu) *pageSet {
+func (m *model) pin(g *gpu) (alloc.Residency, []device.Ptr, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	ps := m.state[g.idx]
-	if ps == nil {
-		return nil
+	st := &m.state[g.idx]
+	if !st.ready {
+		return alloc.Residency{}, nil, false
 	}
-	ps.pins++
-	return ps
+	if m.npages > 0 {
+		if err := g.mem.cache.Pin(st.res); err != nil {
+			panic(fmt.Sprintf("BUG: worker: model %d ready on gpu %d but cannot pin: %v", m.id, g.idx, err))
+		}
+	}
+	return st.res, st.ptrs, true
 }
 
-func (m *model) unpin(g *gpu, ps *pageSet) {
-	g.mu.Lock()
-	ps.pins--
-	if ps.pins < 0 {
-		g.mu.Unlock()
-		panic(fmt.Sprintf("BUG: worker: model %d on gpu %d unpinned below zero", m.id, g.idx))
+func (m *model) unpin(g *gpu, res alloc.Residency) {
+	if m.npages == 0 {
+		return
 	}
-	free := !ps.live && ps.pins == 0
-	g.mu.Unlock()
-	if free {
-		g.mem.freePages(ps.pages)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.mem.cache.Unpin(res); err != nil {
+		panic(fmt.Sprintf("BUG: worker: model %d on gpu %d: %v", m.id, g.idx, err))
+	}
+	if st := &m.state[g.idx]; st.evictPending && st.res == res {
+		if err := g.mem.cache.Evict(alloc.ModelID(m.id)); err == nil {
+			*st = residency{}
+		}
 	}
 }
 
 func (m *model) loaded(g *gpu) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return m.state[g.idx] != nil
+	return m.state[g.idx].ready
 }
 
-// unload drops the resident set; false when none. Pages free now, or at the last unpin.
+// unload makes the model not ready; false when it was not. Its pages return to the cache now,
+// or at the last unpin.
 func (m *model) unload(g *gpu) bool {
 	g.mu.Lock()
-	ps := m.state[g.idx]
-	if ps == nil {
-		g.mu.Unlock()
+	defer g.mu.Unlock()
+	st := &m.state[g.idx]
+	if !st.ready {
 		return false
 	}
-	m.state[g.idx] = nil
-	ps.live = false
-	free := ps.pins == 0
-	g.mu.Unlock()
-	if free {
-		g.mem.freePages(ps.pages)
+	if m.npages == 0 {
+		*st = residency{}
+		return true
+	}
+	err := g.mem.cache.Evict(alloc.ModelID(m.id))
+	switch {
+	case err == nil:
+		*st = residency{}
+	case errors.Is(err, alloc.ErrPinned):
+		st.ready, st.evictPending = false, true
+	default:
+		panic(fmt.Sprintf("BUG: worker: model %d ready on gpu %d but cannot evict: %v", m.id, g.idx, err))
 	}
 	return true
 }
 
-// load takes pages and copies the weights into them (weights thread). The model becomes
-// resident only when every page has been copied, so an INFER before then is not-loaded.
+// load reserves pages in the cache and copies the weights into them (weights thread). The model
+// becomes ready only when every page has been copied, so an INFER before then is not-loaded.
 func (m *model) load(w *Worker, g *gpu, a *action) (wire.Status, string) {
-	if m.loaded(g) {
+	g.mu.Lock()
+	st := &m.state[g.idx]
+	switch {
+	case st.ready:
+		g.mu.Unlock()
 		a.phases[wire.PhaseWeights] = wire.Span{StartNs: a.started, EndNs: a.started}
 		return wire.StatusOK, "already loaded"
+	case st.evictPending || st.loading:
+		g.mu.Unlock()
+		return wire.StatusNoMemory, "the previous LOAD's pages are still pinned by running INFERs; retry after them"
 	}
-	pages, ok := g.mem.allocPages(make([]int32, 0, m.npages), m.npages)
-	if !ok {
-		return wire.StatusNoMemory, fmt.Sprintf("LOAD needs %d pages, %d free; UNLOAD first", m.npages, g.mem.freeCount())
+	var ptrs []device.Ptr
+	if m.npages > 0 {
+		res, err := g.mem.cache.Load(alloc.ModelID(m.id), m.npages, nil)
+		if err != nil {
+			free := g.mem.cache.FreePages()
+			g.mu.Unlock()
+			return wire.StatusNoMemory, fmt.Sprintf("LOAD needs %d pages, %d free; UNLOAD first (%v)", m.npages, free, err)
+		}
+		addrs, _ := g.mem.cache.AppendAddrs(make([]uint64, 0, m.npages), res)
+		ptrs = make([]device.Ptr, len(addrs))
+		for i, p := range addrs {
+			ptrs[i] = device.Ptr(p)
+		}
+		st.res = res
 	}
-	ps := &pageSet{pages: pages, ptrs: make([]device.Ptr, len(pages)), live: true}
+	st.ptrs, st.loading = ptrs, true
+	g.mu.Unlock()
+
 	start := w.cfg.Clock()
 	left := m.weights
-	for i, p := range pages {
-		ps.ptrs[i] = g.mem.pagePtr(p)
+	var cerr error
+	for _, p := range ptrs {
 		n := min(left, g.mem.pageBytes)
 		left -= n
-		if _, err := g.dev.CopyIn(device.LaneWeights, ps.ptrs[i], w.weightsBuf[:n]); err != nil {
-			g.mem.freePages(pages)
-			return wire.StatusInternal, "weights copy failed: " + err.Error()
+		if _, cerr = g.dev.CopyIn(device.LaneWeights, p, w.weightsBuf[:n]); cerr != nil {
+			break
 		}
 	}
-	a.phases[wire.PhaseWeights] = wire.Span{StartNs: start, EndNs: w.cfg.Clock()}
 	g.mu.Lock()
-	m.state[g.idx] = ps
-	g.mu.Unlock()
+	defer g.mu.Unlock()
+	st.loading = false
+	if cerr != nil {
+		if m.npages > 0 {
+			_ = g.mem.cache.Evict(alloc.ModelID(m.id))
+		}
+		*st = residency{}
+		return wire.StatusInternal, "weights copy failed: " + cerr.Error()
+	}
+	a.phases[wire.PhaseWeights] = wire.Span{StartNs: start, EndNs: w.cfg.Clock()}
+	st.ready = true
 	return wire.StatusOK, ""
 }
 
@@ -217,7 +262,7 @@ func (w *Worker) register(lm *wire.LoadModel, upload []byte) (*model, error) {
 		return nil, refuse(wire.StatusBadInput, "model %q has %d batch sizes; at most %d", name, len(mp.Batches), wire.MaxBatchSizes)
 	}
 	m := &model{id: lm.ModelID, name: name, batches: mp.BatchSizes(), inItem: mp.InputBytes, outItem: mp.OutputBytes,
-		workspace: mp.WorkspaceBytes, weights: mp.WeightsBytes, state: make([]*pageSet, len(w.gpus))}
+		workspace: mp.WorkspaceBytes, weights: mp.WeightsBytes, state: make([]residency, len(w.gpus))}
 	m.npages = int((mp.WeightsBytes + w.cfg.PageBytes - 1) / w.cfg.PageBytes)
 	maxB := m.batches[len(m.batches)-1]
 	if m.inputBytes(maxB)+m.outputBytes(maxB) > w.cfg.IOSlotBytes {

@@ -131,3 +131,42 @@ func TestLaterActionWakesExecutor(t *testing.T) {
 		}
 	})
 }
+
+// TestUnloadWhilePinned: UNLOAD during a running INFER answers OK at once, makes the model
+// not-loaded for new INFERs, and frees its pages (alloc.Cache eviction) when the INFER ends.
+func TestUnloadWhilePinned(t *testing.T) {
+	inBubble(t, 1, func(k *ctl) {
+		t := k.t
+		k.register(5, "big") // 5 pages, 100 µs exec
+		if st := k.load(5, 0); st != wire.StatusOK {
+			t.Fatal(st)
+		}
+		E := k.clock() + int64(10*time.Millisecond)
+		k.send(&wire.Infer{Window: wire.Window{ActionID: 1, ModelID: 5, EarliestNs: E, LatestNs: E}, Batch: 1}, make([]byte, 64))
+		k.send(&wire.EvictWeights{Window: wire.Window{ActionID: 2, ModelID: 5, EarliestNs: E + 50_000, LatestNs: E + 50_000}}, nil)
+		k.send(&wire.GetWorkerState{ActionID: 3}, nil)
+		// The UNLOAD answers first (at E+50µs), while the INFER still holds the pages.
+		k.mustRecv(wire.TypeWorkerState)
+		k.mustRecv(wire.TypeResult)
+		if k.res.ActionID != 2 || k.res.Status != wire.StatusOK {
+			t.Fatalf("unload: %s", &k.res)
+		}
+		k.send(&wire.GetWorkerState{ActionID: 4}, nil)
+		k.mustRecv(wire.TypeWorkerState)
+		if g := k.state.GPUs[0]; g.FreePages != 2 || len(g.Models) != 0 {
+			t.Fatalf("during the INFER: %s (want 2 free pages, no model ready)", &k.state)
+		}
+		k.mustRecv(wire.TypeResult)
+		if k.res.ActionID != 1 || k.res.Status != wire.StatusOK {
+			t.Fatalf("infer: %s", &k.res)
+		}
+		k.send(&wire.GetWorkerState{ActionID: 5}, nil)
+		k.mustRecv(wire.TypeWorkerState)
+		if g := k.state.GPUs[0]; g.FreePages != 7 {
+			t.Fatalf("after the INFER: %s (want all 7 pages free)", &k.state)
+		}
+		if st := k.load(5, 0); st != wire.StatusOK {
+			t.Fatalf("reload: %s", st)
+		}
+	})
+}

@@ -86,9 +86,15 @@ type Worker struct {
 	closed   sync.Once
 }
 
+func (g *gpu) freePages() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.mem.cache.FreePages()
+}
+
 // gpu is one device with its memory and four executors.
 type gpu struct {
-	mu    sync.Mutex // models' page sets on this GPU
+	mu    sync.Mutex // mem.cache and models' residencies on this GPU
 	idx   int
 	dev   device.Device
 	mem   *gpuMem
@@ -358,9 +364,9 @@ func (w *Worker) release(a *action) {
 		w.gpus[a.gpu].mem.freeSlot(a.slot)
 		a.slot = -1
 	}
-	if a.pset != nil {
-		a.model.unpin(w.gpus[a.gpu], a.pset)
-		a.pset = nil
+	if a.pinned {
+		a.model.unpin(w.gpus[a.gpu], a.res)
+		a.pinned, a.ptrs = false, nil
 	}
 }
 
@@ -393,7 +399,7 @@ func (w *Worker) runInput(e *executor, a *action, now int64) {
 		return
 	}
 	g := w.gpus[a.gpu]
-	if a.pset = a.model.pin(g); a.pset == nil {
+	if a.res, a.ptrs, a.pinned = a.model.pin(g); !a.pinned {
 		e.finish(a, wire.StatusModelNotLoaded, "INFER of a model not loaded on this GPU")
 		return
 	}
@@ -428,7 +434,7 @@ func (w *Worker) runExec(e *executor, a *action, now int64) {
 	}
 	io := g.mem.slotPtr(a.slot)
 	g.guard.enter(g.idx)
-	sp, err := m.progs[g.idx].Run(a.batch, a.pset.ptrs, io, io+device.Ptr(m.inputBytes(a.batch)), g.mem.wsBase)
+	sp, err := m.progs[g.idx].Run(a.batch, a.ptrs, io, io+device.Ptr(m.inputBytes(a.batch)), g.mem.wsBase)
 	g.guard.exit()
 	end := w.cfg.Clock()
 	if err != nil {
@@ -466,7 +472,7 @@ func (w *Worker) State() *wire.WorkerState {
 		s.Registered = append(s.Registered, id)
 	}
 	for _, g := range w.gpus {
-		gs := wire.GPUState{GPU: uint16(g.idx), TotalPages: uint32(g.mem.total), FreePages: uint32(g.mem.freeCount())}
+		gs := wire.GPUState{GPU: uint16(g.idx), TotalPages: uint32(g.mem.total), FreePages: uint32(g.freePages())}
 		for id, m := range w.models {
 			if m.loaded(g) {
 				gs.Models = append(gs.Models, id)
