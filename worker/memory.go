@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/clockwork-go/clockwork/alloc"
+	"github.com/clockwork-go/clockwork/internal/pinned"
 	"github.com/clockwork-go/clockwork/runtime/device"
 )
 
@@ -77,22 +78,25 @@ func (m *gpuMem) freeSlot(s int32) {
 
 func (m *gpuMem) slotPtr(s int32) device.Ptr { return m.ioBase + device.Ptr(int64(s)*m.slotBytes) }
 
-// hostPool hands out host IO buffers in power-of-two size classes from 4 KiB up, carved from
-// anonymous mmap'd chunks (off the Go heap; mlock'd when the memlock limit allows, else left
-// pageable and counted in Pinned). Freed buffers go back to their class, so steady state neither
-// maps nor allocates. The total is bounded by limit.
+// hostPool hands out host IO buffers in power-of-two size classes from 4 KiB up, each carved
+// once from internal/pinned (mmap'd off the Go heap, mlock'd, registered with the device for
+// DMA), or, when the memlock limit is too low and the device needs no registration, from
+// pageable anonymous memory. Freed buffers go back to their class, so steady state neither maps
+// nor allocates. The total is bounded by limit.
 //
 // Inputs are read from the socket straight into these buffers (one copy: kernel → buffer), and
 // the device copies from them. On cuda they must also be registered with the driver
-// (device.HostRegistrar); the worker does that per chunk.
+// (device.HostRegistrar); the pinned pool does that per chunk.
 type hostPool struct {
-	mu       sync.Mutex
-	limit    int64
-	used     int64 // bytes carved
-	classes  [40][][]byte
-	chunks   [][]byte
-	locked   int64
-	register func([]byte) error
+	mu      sync.Mutex
+	limit   int64
+	used    int64 // bytes carved
+	classes [40][][]byte
+	pinned  *pinned.Pool
+	bufs    []*pinned.Buffer // pinned chunks
+	chunks  [][]byte         // pageable fallback chunks (memlock limit too low)
+	// pinnedOnly refuses the pageable fallback (devices that DMA only from registered memory).
+	pinnedOnly bool
 }
 
 const minClassShift = 12
@@ -123,21 +127,25 @@ func (p *hostPool) get(n int) []byte {
 	if p.used+size > p.limit {
 		return nil
 	}
-	b, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
-	if err != nil {
-		return nil
-	}
-	if unix.Mlock(b) == nil {
-		p.locked += size
-	}
-	if p.register != nil {
-		if p.register(b) != nil {
-			_ = unix.Munmap(b)
+	var b []byte
+	if pb, err := p.pinned.Alloc(size, pinned.IOStaging); err == nil {
+		p.bufs = append(p.bufs, pb)
+		b = pb.Bytes()
+	} else {
+		// Over the memlock limit: pageable memory still works on sim (and is counted by
+		// PinnedBytes; cw tools check names the fix). A registrar-backed pool (cuda) needs the
+		// pinned path, so refuse there.
+		if p.pinnedOnly {
 			return nil
 		}
+		m, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+		if err != nil {
+			return nil
+		}
+		p.chunks = append(p.chunks, m)
+		b = m
 	}
 	p.used += size
-	p.chunks = append(p.chunks, b)
 	return b[:n]
 }
 
@@ -152,12 +160,28 @@ func (p *hostPool) put(b []byte) {
 	p.mu.Unlock()
 }
 
+// pinnedBytes and pageableBytes report what the pool has carved. Any goroutine.
+func (p *hostPool) bytes() (pinnedBytes, pageableBytes int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range p.bufs {
+		pinnedBytes += int64(len(b.Bytes()))
+	}
+	for _, c := range p.chunks {
+		pageableBytes += int64(len(c))
+	}
+	return
+}
+
 func (p *hostPool) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for _, b := range p.bufs {
+		_ = b.Free()
+	}
 	for _, b := range p.chunks {
 		_ = unix.Munmap(b)
 	}
-	p.chunks = nil
+	p.bufs, p.chunks = nil, nil
 	p.classes = [40][][]byte{}
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/clockwork-go/clockwork/internal/pinned"
 	"github.com/clockwork-go/clockwork/runtime/device"
 	"github.com/clockwork-go/clockwork/runtime/sim"
 	"github.com/clockwork-go/clockwork/wire"
@@ -132,8 +133,13 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w.devs = devs
 	w.host.limit = cfg.HostIOBytes
+	w.host.pinned = pinned.NewPool(pinned.Config{})
 	if r, ok := devs[0].(device.HostRegistrar); ok {
-		w.host.register = r.RegisterHost
+		if err := w.host.pinned.SetRegistrar(r); err != nil {
+			w.closeDevices()
+			return nil, fmt.Errorf("cannot register host memory with the device: %w", err)
+		}
+		w.host.pinnedOnly = true
 	}
 	w.hello = wire.Hello{Role: wire.RoleWorker, Flags: wire.HelloSynthInput, Clock: wire.ClockUnixMono, Agent: []byte("cw worker"), Backend: []byte(be.Name())}
 	for i, d := range devs {
@@ -270,15 +276,16 @@ func (w *Worker) Close() error {
 		w.stopping.Store(true)
 		_ = w.ln.Close()
 		w.stopThreads()
+		w.host.close() // before the devices: pinned buffers unregister from them
 		w.closeErr = w.closeDevices()
-		w.host.close()
 		w.tele.close()
 		for _, m := range w.models {
 			for _, p := range m.progs {
 				_ = p.Close()
 			}
 		}
-		w.cfg.Logger.Info("worker stopped", "gc_pauses", w.tele.GCPauses().String())
+		pb, ub := w.host.bytes()
+		w.cfg.Logger.Info("worker stopped", "gc_pauses", w.tele.GCPauses().String(), "host_io_pinned_bytes", pb, "host_io_pageable_bytes", ub)
 	})
 	return w.closeErr
 }
