@@ -139,7 +139,7 @@ func (m *model) load(w *Worker, g *gpu, a *action) (wire.Status, string) {
 		if err != nil {
 			free := g.mem.cache.FreePages()
 			g.mu.Unlock()
-			return wire.StatusNoMemory, fmt.Sprintf("LOAD needs %d pages, %d free; UNLOAD first (%v)", m.npages, free, err)
+			return wire.StatusNoMemory, fmt.Sprintf("LOAD needs %d pages, %d free (%v); UNLOAD first", m.npages, free, errors.Unwrap(err))
 		}
 		addrs, _ := g.mem.cache.AppendAddrs(make([]uint64, 0, m.npages), res)
 		ptrs = make([]device.Ptr, len(addrs))
