@@ -15,17 +15,27 @@ func pct(s []int64, f float64) float64 { return float64(s[int(f*float64(len(s)-1
 
 // BenchmarkLateness measures exec start − earliest of INFERs on sim ("fast", batch 1, 100 µs),
 // one at a time with earliest 1 ms after sending, with executors unpinned or pinned to the last
-// CPU, sleeping only or spinning the last 50 µs. Report: p50/p99/p99.9/max in ns.
+// CPU (and SCHED_FIFO where allowed), sleeping only or spinning before the start. Report:
+// p50/p99/p99.9/max in ns.
 func BenchmarkLateness(b *testing.B) {
 	last := runtime.NumCPU() - 1
 	for _, c := range []struct {
 		name string
 		cpus []int
 		spin int64
-	}{{"unpinned/sleep", nil, 0}, {"unpinned/spin50us", nil, sim.DefaultSpinNs}, {"unpinned/spin250us", nil, 250_000}, {fmt.Sprintf("pinned-cpu%d/sleep", last), []int{last}, 0}, {fmt.Sprintf("pinned-cpu%d/spin50us", last), []int{last}, sim.DefaultSpinNs}, {fmt.Sprintf("pinned-cpu%d/spin250us", last), []int{last}, 250_000}} {
+		fifo bool
+	}{{fmt.Sprintf("pinned-cpu%d-fifo/spin50us", last), []int{last}, sim.DefaultSpinNs, true}, {"unpinned/sleep", nil, 0, false}, {"unpinned/spin50us", nil, sim.DefaultSpinNs, false}, {"unpinned/spin250us", nil, 250_000, false}, {fmt.Sprintf("pinned-cpu%d/sleep", last), []int{last}, 0, false}, {fmt.Sprintf("pinned-cpu%d/spin50us", last), []int{last}, sim.DefaultSpinNs, false}, {fmt.Sprintf("pinned-cpu%d/spin250us", last), []int{last}, 250_000, false}} {
 		b.Run(c.name, func(b *testing.B) {
 			cfg := testConfig(1)
 			cfg.CPUs, cfg.SpinNs = c.cpus, c.spin
+			if c.fifo {
+				cfg.FIFO, cfg.FIFOPriority = true, 10
+				w, err := New(cfg)
+				if err != nil {
+					b.Skipf("no SCHED_FIFO here: %v", err)
+				}
+				w.Close()
+			}
 			w := startWorker(b, cfg)
 			k := dial(b, w)
 			k.register(1, "fast")

@@ -51,9 +51,9 @@ import (
 // (2 ms) before it, interruptible by an earlier arrival; then it nanosleeps (200 µs slices,
 // timer slack 1 ns, re-checking the queue between slices) until SpinNs before it; then it spins
 // on the clock. Go timers alone are not enough: the idle netpoller waits in whole milliseconds,
-// so a sub-ms sleep wakes up to 1 ms late. Measured (BenchmarkLateness, 2000 INFERs each, shared
-// 2-core box, p50/p99): sleep only 146 µs/1.3 ms late; this scheme with SpinNs 50 µs 11 ns/161 µs;
-// the tail is other processes taking the CPU. SpinNs 0 is sleep-only (for testing/synctest).
+// so a sub-ms sleep wakes up to 1 ms late. Measured (BenchmarkLateness, 3000 INFERs each, 2-core
+// VM, p50/p99/max): sleep only 167 µs/234 µs/541 µs; SpinNs 50 µs 15 ns/27 ns/2.0 ms; pinned
+// and SCHED_FIFO 10 ns/25 ns/28 µs. SpinNs 0 is sleep-only (for testing/synctest).
 //
 // # Alternatives rejected
 //
