@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -182,4 +184,34 @@ func BenchmarkWaitUntil(b *testing.B) {
 			b.ReportMetric(float64(late[len(late)-1]), "max-late-ns")
 		})
 	}
+}
+
+// BenchmarkManyDevices runs 256 emulated GPUs at once, each executing 1 ms INFERs back to back
+// on its own goroutine (sleep-only waits): the emulation scales when the achieved device time
+// per wall second approaches 256.
+func BenchmarkManyDevices(b *testing.B) {
+	const n = 256
+	m := &ModelProfile{ModelName: "m", InputBytes: 4, OutputBytes: 4, WeightsBytes: 1, Batches: []BatchProfile{{Batch: 1, P50Ns: 1e6, P99Ns: 1e6, P9999Ns: 1e6}}}
+	devs := open(b, Config{GPUs: n, SpinNs: 0})
+	progs := make([]device.Program, n)
+	for i, d := range devs {
+		progs[i], _ = d.Prepare(m, nil)
+	}
+	start := time.Now()
+	var busy atomic.Int64
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			base := devs[i].Info().Base
+			pages := []device.Ptr{base}
+			for range b.N {
+				sp, _ := progs[i].Run(1, pages, base, base, base)
+				busy.Add(sp.Dur())
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(busy.Load())/float64(time.Since(start)), "device-s/wall-s")
 }
