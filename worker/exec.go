@@ -199,7 +199,7 @@ func (e *executor) next() (*action, int64) {
 	for {
 		e.mu.Lock()
 		if len(e.heap) == 0 {
-			closed := e.closed || e.w.stopping.Load() // stopping: answer everything queued now
+			closed := e.closed
 			e.mu.Unlock()
 			if closed {
 				return nil, 0
@@ -260,7 +260,8 @@ func (e *executor) loop(ready chan<- error) {
 		if a == nil {
 			return
 		}
-		if a.link.dead.Load() || e.w.stopping.Load() {
+		// Cancel what has not started; an INFER that executed still gets its output.
+		if a.link.dead.Load() || (e.w.stopping.Load() && e.lane != device.LaneOutput) {
 			st := wire.StatusCancelled
 			if e.w.stopping.Load() {
 				st = wire.StatusShuttingDown

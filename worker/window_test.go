@@ -170,3 +170,41 @@ func TestUnloadWhilePinned(t *testing.T) {
 		}
 	})
 }
+
+// TestShutdownMidInfer: at shutdown an INFER already executing completes and is answered with
+// its output; one not yet started is answered shutting-down; then the worker says goodbye.
+func TestShutdownMidInfer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := func() int64 { return time.Now().UnixNano() }
+		cfg := testConfig(1)
+		cfg.Clock = clock
+		w, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		a, b := bufPipe()
+		done := make(chan error, 1)
+		go func() { done <- w.ServeConn(ctx, a) }()
+		k := dialConn(t, b, clock)
+		k.register(1, "fast")
+		k.load(1, 0)
+		E := clock() + int64(10*time.Millisecond)
+		k.send(&wire.Infer{Window: wire.Window{ActionID: 1, ModelID: 1, EarliestNs: E, LatestNs: E}, Batch: 4}, make([]byte, 256))
+		k.send(&wire.Infer{Window: wire.Window{ActionID: 2, ModelID: 1, EarliestNs: E + 1e9, LatestNs: E + 2e9}, Batch: 1}, make([]byte, 64))
+		time.Sleep(time.Duration(E + 100_000 - clock())) // halfway through action 1's 200 µs exec
+		cancel()
+		got := k.collect(2)
+		if r := got[1]; r.Status != wire.StatusOK || r.Phases[wire.PhaseOutput].EndNs == 0 {
+			t.Errorf("running INFER: %s", &r)
+		}
+		if r := got[2]; r.Status != wire.StatusShuttingDown {
+			t.Errorf("queued INFER: %s", &r)
+		}
+		if _, err := k.recv(); err == nil {
+			t.Error("no goodbye")
+		}
+		<-done
+		w.Close()
+	})
+}
