@@ -142,12 +142,12 @@ func (t *Tensor) String() string {
 
 // ScalarTensorI64 and friends build small constants (folding, tests).
 func ScalarTensorI64(shape []int64, v ...int64) *Tensor {
-	return &Tensor{DType: Int64, Shape: slices.Clone(shape), I: slices.Clone(v)}
+	return &Tensor{DType: Int64, Shape: append([]int64{}, shape...), I: slices.Clone(v)}
 }
 
 // TensorF32 builds a float32 constant; len(v) must equal Numel(shape).
 func TensorF32(shape []int64, v ...float32) *Tensor {
-	return &Tensor{DType: Float32, Shape: slices.Clone(shape), F: slices.Clone(v)}
+	return &Tensor{DType: Float32, Shape: append([]int64{}, shape...), F: slices.Clone(v)}
 }
 
 // AttrKind is the kind of value an attribute holds.
