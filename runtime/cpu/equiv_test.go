@@ -18,19 +18,19 @@ import (
 )
 
 // Model equivalence against PyTorch on CPU: torchvision architectures with random weights,
-// exported to ONNX by testdata/torch_reference.py together with PyTorch's own outputs for 8
-// random inputs. The criterion (issue 9): max abs error ≤ 1e-4 of the output scale (the
+// exported to ONNX by the zoo script (scripts/zoo/export.py, what `cw tools zoo` runs) together
+// with PyTorch's own outputs for 8 random inputs (--references 8). The criterion (issue 9): max abs error ≤ 1e-4 of the output scale (the
 // largest |output| of the reference) and the same top-1 class for every input.
 
 var equivModels = []string{"squeezenet1_1", "resnet18", "mobilenet_v3_small", "densenet121", "googlenet"}
 
-const torchScript = "testdata/torch_reference.py"
+const zooScript = "../../scripts/zoo/export.py"
 
 // torchRefDir returns the directory holding the reference files for model, exporting them on
 // first use into a cache under os.TempDir keyed by the script's hash (so a changed script
 // re-exports). Missing PyTorch skips locally and fails in CI.
 func torchRefDir(t testing.TB, model string) string {
-	script, err := os.ReadFile(torchScript)
+	script, err := os.ReadFile(zooScript)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func torchRefDir(t testing.TB, model string) string {
 		}
 		t.Skip(msg)
 	}
-	abs, err := filepath.Abs(torchScript)
+	abs, err := filepath.Abs(zooScript)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,9 +62,9 @@ func torchRefDir(t testing.TB, model string) string {
 	}
 	defer os.RemoveAll(tmp)
 	start := time.Now()
-	cmd := exec.Command("/usr/bin/python3", abs, tmp, model)
+	cmd := exec.Command("/usr/bin/python3", abs, "--out", tmp, "--models", model, "--references", "8", "--seed", "0", "--threads", "2")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", torchScript, model, err, out)
+		t.Fatalf("%s %s: %v\n%s", zooScript, model, err, out)
 	}
 	t.Logf("exported %s with PyTorch in %v", model, time.Since(start).Round(time.Millisecond))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -192,16 +192,25 @@ func TestTorchEquivalence(t *testing.T) {
 	for _, name := range models {
 		t.Run(name, func(t *testing.T) {
 			dir := torchRefDir(t, name)
-			// read by runtime/model's importer, the path real models take
+			const batch = 8
+			// read, optimized (BatchNorm folding, fusions) and specialized by runtime/model,
+			// the path real models take
 			mg, err := model.Load(filepath.Join(dir, "model.onnx"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := fromModelGraph(mg)
+			og, err := model.Optimize(mg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			const batch = 8
+			sg, err := model.Specialize(og, batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := fromModelGraph(sg)
+			if err != nil {
+				t.Fatal(err)
+			}
 			var meta struct{ Input []int }
 			if b, err := os.ReadFile(filepath.Join(dir, "meta.json")); err != nil {
 				t.Fatal(err)
