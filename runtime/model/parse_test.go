@@ -154,5 +154,17 @@ func FuzzParse(f *testing.F) {
 			t.Fatal(err)
 		}
 		_ = g.String()
+		m, err := Build(g, []int{1, 3}, 4096)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("build error wraps neither ErrInvalid nor ErrUnsupported: %v", err)
+			}
+			return
+		}
+		for _, p := range m.Plans {
+			if err := p.Check(); err != nil {
+				t.Fatal(err)
+			}
+		}
 	})
 }
