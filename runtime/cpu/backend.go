@@ -216,16 +216,25 @@ type compiledPlan struct {
 	ins     [][]*Tensor // per step, the Tensor headers passed to the kernel
 	outs    [][]*Tensor
 	tensors []*Tensor // per value id; Data set at Run (or fixed for host constants)
+	used    []bool    // values a step reads or writes, or the model's input and output
 }
 
 func compilePlan(g *Graph, p *BatchPlan) (*compiledPlan, error) {
 	if err := p.validate(g); err != nil {
 		return nil, err
 	}
-	cp := &compiledPlan{plan: p, tensors: make([]*Tensor, len(p.Values))}
+	cp := &compiledPlan{plan: p, tensors: make([]*Tensor, len(p.Values)), used: make([]bool, len(p.Values))}
+	cp.used[p.Input], cp.used[p.Output] = true, true
+	for _, st := range p.Steps {
+		for _, id := range slices.Concat(st.In, st.Out) {
+			if id >= 0 {
+				cp.used[id] = true
+			}
+		}
+	}
 	for i, v := range p.Values {
 		t := &Tensor{Type: Type{DType: v.Type.DType, Shape: slices.Clone(v.Type.Shape)}}
-		if v.Loc == InHost {
+		if v.Loc == InHost && cp.used[i] {
 			t.Data = append(alignedBytes(len(v.Const.Data))[:0], v.Const.Data...)
 		}
 		cp.tensors[i] = t
@@ -374,6 +383,9 @@ func (p *Program) Run(batch int, pages []device.Ptr, in, out, workspace device.P
 	}
 	for i, v := range pl.Values {
 		t := cp.tensors[i]
+		if !cp.used[i] {
+			continue
+		}
 		n := int64(v.Type.Bytes())
 		switch v.Loc {
 		case InWorkspace:

@@ -125,7 +125,19 @@ func (p *BatchPlan) validate(g *Graph) error {
 	if p.Values[p.Input].Loc != InInput || p.Values[p.Output].Loc != InOutput {
 		return fmt.Errorf("input value %q must be InInput and output value %q InOutput", p.Values[p.Input].Name, p.Values[p.Output].Name)
 	}
+	used := make([]bool, len(p.Values)) // values no step reads or writes are not checked
+	used[p.Input], used[p.Output] = true, true
+	for _, st := range p.Steps {
+		for _, id := range slices.Concat(st.In, st.Out) {
+			if id >= 0 && id < len(p.Values) {
+				used[id] = true
+			}
+		}
+	}
 	for i, v := range p.Values {
+		if !used[i] {
+			continue
+		}
 		size := int64(v.Type.DType.Size())
 		if size == 0 {
 			return fmt.Errorf("value %q: dtype %v not supported", v.Name, v.Type.DType)

@@ -6,7 +6,6 @@ import (
 	"sort"
 
 	"github.com/clockwork-go/clockwork/alloc"
-	"github.com/clockwork-go/clockwork/runtime/model"
 )
 
 // planONNX is a small planner for tests: it turns a parsed ONNX model (one float input of
@@ -191,49 +190,4 @@ func planONNX(m *onnxModel, batches []int, pageBytes int64, inShape func(batch i
 		g.Plans = append(g.Plans, p)
 	}
 	return g, pages, nil
-}
-
-// fromModelGraph converts runtime/model's parsed graph into the test planner's input, so the
-// equivalence test runs what model.Load read.
-func fromModelGraph(g *model.Graph) (*onnxModel, error) {
-	m := &onnxModel{opset: int(g.Opset), inits: map[string]*Tensor{}}
-	name := func(v model.ValueID) string {
-		if v == model.NoValue {
-			return ""
-		}
-		return g.Values[v].Name
-	}
-	for i := range g.Values {
-		v := &g.Values[i]
-		if v.Const == nil {
-			continue
-		}
-		t, err := fromModelTensor(v.Const)
-		if err != nil {
-			return nil, fmt.Errorf("value %q: %w", v.Name, err)
-		}
-		m.inits[v.Name] = t
-	}
-	for i := range g.Nodes {
-		n := &g.Nodes[i]
-		node, err := fromModelNode(n, g.Opset)
-		if err != nil {
-			return nil, err
-		}
-		on := onnxNode{Node: node}
-		for _, v := range n.Inputs {
-			on.inputs = append(on.inputs, name(v))
-		}
-		for _, v := range n.Outputs {
-			on.outputs = append(on.outputs, name(v))
-		}
-		m.nodes = append(m.nodes, on)
-	}
-	for _, v := range g.Inputs {
-		m.inputs = append(m.inputs, onnxValue{name: name(v), isTensor: true, elemType: DType(g.Values[v].DType)})
-	}
-	for _, v := range g.Outputs {
-		m.outputs = append(m.outputs, onnxValue{name: name(v), isTensor: true, elemType: DType(g.Values[v].DType)})
-	}
-	return m, nil
 }
