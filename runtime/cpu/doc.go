@@ -22,7 +22,8 @@
 // # Backend
 //
 // Backend.Open allocates one host region per device; device addresses are RegionBase plus an
-// offset, so the zero Ptr is never valid. Device.Prepare takes a *Graph: per batch size, a
+// offset, so the zero Ptr is never valid. Device.Prepare takes a *Graph (FromModel converts
+// what runtime/model's Build returns): per batch size, a
 // schedule of nodes over values, each value placed in a weight page, the workspace, the IO
 // buffers, or held as a host constant. Program.Run points each value at its bytes in the region
 // (pages as given to this Run) and calls the compiled kernels in order.
