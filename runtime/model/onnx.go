@@ -35,9 +35,15 @@ const (
 
 // Load reads an ONNX model from path. External data files (PyTorch 2.x writes model.onnx +
 // model.onnx.data) are read from path's directory. The model is named after the file, without
-// its extension. Control path: reads the files and allocates the weights.
+// its extension, or after its directory when the file is model.onnx (the zoo's layout,
+// DIR/resnet50/model.onnx). Control path: reads the files and allocates the weights.
 func Load(path string) (*Graph, error) {
 	name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	if name == "model" {
+		if d := filepath.Base(filepath.Dir(path)); d != "." && d != "/" {
+			name = d
+		}
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load model %q: %w", name, err)

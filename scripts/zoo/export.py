@@ -66,14 +66,16 @@ def build(name, seed):
     return m.eval()
 
 
-def export(m, x, path, opset):
-    """Exports with a dynamic batch axis. torch 1.x/2.x TorchScript exporter where available;
-    the dynamo exporter (torch >= 2.9 default) otherwise."""
+def export(m, x, path, opset, dynamo=False):
+    """Exports with a dynamic batch axis. torch 1.x/2.x TorchScript exporter where available
+    (unless dynamo); the dynamo exporter (torch >= 2.9 default) otherwise."""
     kw = dict(input_names=["input"], output_names=["output"], opset_version=opset,
               do_constant_folding=True)
     params = inspect.signature(torch.onnx.export).parameters
     if "dynamo" in params:
         try:
+            if dynamo:
+                raise RuntimeError("--dynamo given")
             torch.onnx.export(m, (x,), path, dynamo=False,
                               dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, **kw)
             return
@@ -114,6 +116,7 @@ def main():
     ap.add_argument("--opset", type=int, default=13)
     ap.add_argument("--references", type=int, default=0, help="random inputs to write reference outputs for")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dynamo", action="store_true", help="torch 2.x: use the torch.export-based exporter (weights in model.onnx.data; use --opset 18)")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(max(1, a.threads))
@@ -132,7 +135,7 @@ def main():
         m = build(name, a.seed)
         s = image_size(name)
         path = os.path.join(d, "model.onnx")
-        export(m, torch.zeros(1, 3, s, s), path, a.opset)
+        export(m, torch.zeros(1, 3, s, s), path, a.opset, a.dynamo)
         params = sum(p.numel() for p in m.parameters())
         meta = {"model": name, "torch": torch.__version__, "torchvision": torchvision.__version__,
                 "opset": onnx_opset(path, a.opset), "params": params, "input": [1, 3, s, s]}
