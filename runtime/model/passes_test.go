@@ -84,3 +84,38 @@ func TestSpecializeErrors(t *testing.T) {
 		t.Errorf("bad fc: %v", err)
 	}
 }
+
+func TestFusions(t *testing.T) {
+	b := newONNX(13).input("x", -1, 2, 4, 4).output("y")
+	b.init(rawF32("w", []int64{3, 2, 1, 1}, seq(6, 1)))
+	b.init(rawF32("cb", []int64{1, 3, 1, 1}, []float32{1, 2, 3}))
+	b.init(rawF32("lo", nil, []float32{0}))
+	b.init(rawF32("hi", nil, []float32{6}))
+	b.init(rawF32("mw", []int64{48, 5}, seq(240, 0.1)))
+	b.init(rawF32("mb", []int64{5}, seq(5, 1)))
+	b.node("Conv", "conv", []string{"x", "w"}, []string{"c"})
+	b.node("Add", "bias", []string{"c", "cb"}, []string{"cbias"})
+	b.node("Clip", "relu6", []string{"cbias", "lo", "hi"}, []string{"r"})
+	b.node("Flatten", "flat", []string{"r"}, []string{"f"})
+	b.node("MatMul", "mm", []string{"f", "mw"}, []string{"mm"})
+	b.node("Add", "mmb", []string{"mm", "mb"}, []string{"lin"})
+	b.node("Relu", "relu", []string{"lin"}, []string{"y"})
+	g, err := Parse("fuse", b.bytes(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := Optimize(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `model fuse opset 13
+input x:f32[-1 2 4 4]
+r:f32[-1 3 4 4] = Conv {act_max=6 act_min=0 activation=Clip}(x:f32[-1 2 4 4], w=[-3 -2 -1 0 1 2], cb_c=[1 2 3])
+f:f32[-1 48] = Flatten(r:f32[-1 3 4 4])
+y:f32[-1 5] = Gemm {activation=Relu}(f:f32[-1 48], mw:f32[48 5], mb_c=[-3 -2 -1 0 1])
+output y:f32[-1 5]
+`
+	if got := o.String(); got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
