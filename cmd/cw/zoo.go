@@ -42,6 +42,7 @@ func runToolsZoo(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	seed := fs.Int("seed", 0, "weight seed (inputs use seed+1, BatchNorm calibration seed+2)")
 	python := fs.String("python", "/usr/bin/python3", "Python with torch and torchvision (Debian: apt-get install python3-torchvision python3-onnx)")
 	script := fs.String("script", zooScript(), "the export script")
+	dynamo := fs.Bool("dynamo", false, "torch >= 2.x: use the torch.export-based exporter (weights in model.onnx.data; pair with -opset 18); default is the TorchScript exporter, which torch 1.13 and 2.11 both have")
 	check := fs.Bool("check", true, "after exporting, import each model with runtime/model and build its plans (batches 1-16), printing nodes, weights and workspace")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -58,6 +59,9 @@ func runToolsZoo(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	cmd := exec.CommandContext(ctx, *python, *script, "--out", *out, "--models", *models,
 		"--opset", fmt.Sprint(*opset), "--references", fmt.Sprint(*refs), "--seed", fmt.Sprint(*seed))
+	if *dynamo {
+		cmd.Args = append(cmd.Args, "--dynamo")
+	}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("cannot export models with %s %s: %w (needs torch and torchvision: apt-get install python3-torchvision python3-onnx)", *python, *script, err)
