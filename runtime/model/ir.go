@@ -381,6 +381,9 @@ func (g *Graph) String() string {
 			}
 			return fmt.Sprintf("%s=%v", x.Name, x.Const.I)
 		}
+		if x.Shape == nil {
+			return fmt.Sprintf("%s:%v[?]", x.Name, x.DType) // not yet inferred
+		}
 		return fmt.Sprintf("%s:%v%v", x.Name, x.DType, x.Shape)
 	}
 	for _, in := range g.Inputs {

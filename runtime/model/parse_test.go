@@ -33,7 +33,7 @@ func TestParseTiny(t *testing.T) {
 	if err := g.Check(); err != nil {
 		t.Fatal(err)
 	}
-	want := "f:?[] = Reshape(p1:?[], shp:?[])"
+	want := "f:?[?] = Reshape(p1:?[?], shp:?[?])"
 	if s := g.String(); !strings.Contains(s, want) {
 		t.Fatalf("String() lacks %q:\n%s", want, s)
 	}

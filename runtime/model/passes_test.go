@@ -85,7 +85,8 @@ func TestSpecializeErrors(t *testing.T) {
 	}
 }
 
-func TestFusions(t *testing.T) {
+// fuseModel has every fusion pattern: Conv + per-channel Add + Clip(0, 6), MatMul + Add + Relu.
+func fuseModel() *onnxBuilder {
 	b := newONNX(13).input("x", -1, 2, 4, 4).output("y")
 	b.init(rawF32("w", []int64{3, 2, 1, 1}, seq(6, 1)))
 	b.init(rawF32("cb", []int64{1, 3, 1, 1}, []float32{1, 2, 3}))
@@ -100,7 +101,11 @@ func TestFusions(t *testing.T) {
 	b.node("MatMul", "mm", []string{"f", "mw"}, []string{"mm"})
 	b.node("Add", "mmb", []string{"mm", "mb"}, []string{"lin"})
 	b.node("Relu", "relu", []string{"lin"}, []string{"y"})
-	g, err := Parse("fuse", b.bytes(), nil)
+	return b
+}
+
+func TestFusions(t *testing.T) {
+	g, err := Parse("fuse", fuseModel().bytes(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
