@@ -42,7 +42,9 @@ func (b *onnxBuilder) input(name string, shape ...int64) *onnxBuilder {
 }
 
 func (b *onnxBuilder) output(name string) *onnxBuilder {
-	b.m.Graph.Output = append(b.m.Graph.Output, valueInfo(name, Float32))
+	vi := valueInfo(name, Float32)
+	vi.Type.GetTensorType().Shape = nil // shape not declared
+	b.m.Graph.Output = append(b.m.Graph.Output, vi)
 	return b
 }
 
