@@ -36,6 +36,9 @@ func (g *Graph) setOut(n *Node, i int, dt DType, shape []int64) error {
 	if v.DType != Undefined && v.DType != dt {
 		return g.nodeErr(n, ErrInvalid, "output %q declared %v, computes %v", v.Name, v.DType, dt)
 	}
+	if v.Shape != nil && shape != nil && len(v.Shape) != len(shape) {
+		return g.nodeErr(n, ErrInvalid, "output %q declared shape %v, computes %v", v.Name, v.Shape, shape)
+	}
 	if v.Shape != nil && len(v.Shape) == len(shape) {
 		for j, d := range v.Shape {
 			if d >= 0 && shape[j] >= 0 && d != shape[j] {
