@@ -18,7 +18,8 @@
 //
 // Actions, host IO buffers (mmap'd, off the Go heap), device IO slots and page pins are pooled;
 // whoever sends an action's Result returns them. Inputs are read from the socket straight into
-// the action's host buffer; outputs are copied into the same buffer and sent from it.
+// the action's host buffer; outputs are copied into the same buffer and sent from it. A
+// synthesised input is copied from one shared read-only mapping of zeros.
 //
 // # Invariants
 //

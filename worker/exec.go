@@ -41,11 +41,27 @@ type action struct {
 	execNs   int64
 	status   wire.Status
 	reason   string
-	host     []byte          // input then output, from the host pool
+	host     []byte          // input (unless synthesised) then output (unless not wanted), from the host pool
+	outOff   int64           // where the output starts in host
 	slot     int32           // device IO slot, -1 when none
 	pinned   bool            // holds a pin on res
 	res      alloc.Residency // pinned weights on gpu
 	ptrs     []device.Ptr    // their page addresses
+}
+
+// output is the INFER's output in its host buffer. Owner of a.
+func (a *action) output() []byte {
+	return a.host[a.outOff : a.outOff+a.model.outputBytes(a.batch)]
+}
+
+// input is the INFER's input: read from the socket into its host buffer, or, synthesised, the
+// worker's zeros. Owner of a.
+func (w *Worker) input(a *action) []byte {
+	in := a.model.inputBytes(a.batch)
+	if a.flags&wire.InferSynthInput != 0 {
+		return w.synthBuf[:in]
+	}
+	return a.host[:in]
 }
 
 func (a *action) reset() {

@@ -216,9 +216,20 @@ func (l *link) onInfer(h *wire.Header, recv int64) error {
 		case m.Flags&wire.InferSynthInput == 0 && int64(h.PayloadLen) != a.model.inputBytes(a.batch):
 			st, reason = wire.StatusBadInput, "input length is not batch × the model's input bytes"
 		default:
-			in = a.model.inputBytes(a.batch)
-			if a.host = w.host.get(int(in + a.model.outputBytes(a.batch))); a.host == nil {
-				st, reason = wire.StatusNoMemory, "host IO pool exhausted"
+			// A host buffer only for bytes that cross the socket: an input read into it, an
+			// output sent from it. Synthesised input with no output takes none.
+			var need int64
+			if m.Flags&wire.InferSynthInput == 0 {
+				in = a.model.inputBytes(a.batch)
+				need, a.outOff = in, in
+			}
+			if m.Flags&wire.InferNoOutput == 0 {
+				need += a.model.outputBytes(a.batch)
+			}
+			if need > 0 {
+				if a.host = w.host.get(int(need)); a.host == nil {
+					st, reason = wire.StatusNoMemory, "host IO pool exhausted"
+				}
 			}
 		}
 		if st == wire.StatusOK && h.PayloadLen > 0 {

@@ -282,15 +282,23 @@ func (w *Worker) register(lm *wire.LoadModel, upload []byte) (*model, error) {
 		m.progs = append(m.progs, p)
 	}
 	w.modelsMu.Lock()
-	defer w.modelsMu.Unlock()
-	if _, taken := w.models[m.id]; taken {
-		return nil, refuse(wire.StatusModelExists, "model id %d already registered", m.id)
+	_, idTaken = w.models[m.id]
+	_, nameTaken = w.names[m.name]
+	if !idTaken && !nameTaken {
+		w.models[m.id] = m
+		w.names[m.name] = m.id
 	}
-	if _, taken := w.names[m.name]; taken {
-		return nil, refuse(wire.StatusModelExists, "model name %q already registered", m.name)
+	w.modelsMu.Unlock()
+	if idTaken || nameTaken {
+		for _, q := range m.progs {
+			_ = q.Close()
+		}
+		return nil, refuse(wire.StatusModelExists, "model id %d or name %q already registered", m.id, m.name)
 	}
-	w.models[m.id] = m
-	w.names[m.name] = m.id
+	// Carve each batch size's host buffer now, not on the first INFER's reader.
+	for _, b := range m.batches {
+		w.host.warm(int(m.inputBytes(b) + m.outputBytes(b)))
+	}
 	return m, nil
 }
 
@@ -322,7 +330,7 @@ func asRegister(err error) (wire.Status, string) {
 func mmapZero(n int) ([]byte, error) {
 	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ, unix.MAP_ANON|unix.MAP_PRIVATE)
 	if err != nil {
-		return nil, fmt.Errorf("cannot map a %d-byte weights source: %w", n, err)
+		return nil, fmt.Errorf("cannot map %d bytes of zeros (the source of LOAD and synthesised-input copies): %w", n, err)
 	}
 	return b, nil
 }

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/clockwork-go/clockwork/internal/pinned"
 	"github.com/clockwork-go/clockwork/runtime/device"
 	"github.com/clockwork-go/clockwork/runtime/sim"
@@ -36,7 +38,9 @@ import (
 //
 //  1. The link's reader decodes Infer into a reused message, validates it (GPU, model, batch,
 //     window, input length: each failure its own status), takes a pooled action and a host
-//     buffer, and reads the payload from the socket straight into that buffer.
+//     buffer for the bytes that cross the socket (input unless synthesised, output unless not
+//     wanted; none for a synthesised INFER with no output), and reads the payload from the
+//     socket straight into that buffer.
 //  2. The GPU's input thread takes it in eligible order (earliest − InputLeadNs), checks latest,
 //     pins the model's pages, takes an IO slot and copies the input to the device.
 //  3. The exec thread takes it at earliest, checks latest again, and runs it.
@@ -77,6 +81,7 @@ type Worker struct {
 	pool   []*action
 
 	weightsBuf []byte // host source of sim LOAD copies: one page, never written
+	synthBuf   []byte // host source of synthesised inputs: one IO slot of zeros, never written
 
 	stopping atomic.Bool
 	inflight atomic.Int64 // actions decoded and not yet answered
@@ -153,7 +158,10 @@ func New(cfg Config) (*Worker, error) {
 		w.gpus = append(w.gpus, g)
 		w.hello.GPUs = append(w.hello.GPUs, wire.GPUInfo{MemBytes: uint64(info.MemBytes), PageBytes: uint32(cfg.PageBytes), Pages: uint32(mem.total), Name: []byte(info.Name)})
 	}
-	if w.weightsBuf, err = mmapZero(int(cfg.PageBytes)); err != nil {
+	if w.weightsBuf, err = mmapZero(int(cfg.PageBytes)); err == nil {
+		w.synthBuf, err = mmapZero(int(cfg.IOSlotBytes))
+	}
+	if err != nil {
 		w.closeDevices()
 		return nil, err
 	}
@@ -277,6 +285,11 @@ func (w *Worker) Close() error {
 		_ = w.ln.Close()
 		w.stopThreads()
 		w.host.close() // before the devices: pinned buffers unregister from them
+		for _, b := range [][]byte{w.weightsBuf, w.synthBuf} {
+			if b != nil {
+				_ = unix.Munmap(b)
+			}
+		}
 		w.closeErr = w.closeDevices()
 		w.tele.close()
 		for _, m := range w.models {
@@ -284,8 +297,9 @@ func (w *Worker) Close() error {
 				_ = p.Close()
 			}
 		}
-		pb, ub := w.host.bytes()
-		w.cfg.Logger.Info("worker stopped", "gc_pauses", w.tele.GCPauses().String(), "host_io_pinned_bytes", pb, "host_io_pageable_bytes", ub)
+		pb, ub, carves, releases := w.host.stats()
+		w.cfg.Logger.Info("worker stopped", "gc_pauses", w.tele.GCPauses().String(), "host_io_pinned_bytes", pb, "host_io_pageable_bytes", ub,
+			"host_io_carves", carves, "host_io_releases", releases)
 	})
 	return w.closeErr
 }
@@ -350,8 +364,7 @@ func (w *Worker) finish(a *action, st wire.Status, reason string, res *wire.Resu
 	res.Reason = *rbuf
 	var payload []byte
 	if st == wire.StatusOK && a.typ == wire.TypeInfer && a.flags&wire.InferNoOutput == 0 {
-		in := a.model.inputBytes(a.batch)
-		payload = a.host[in : in+a.model.outputBytes(a.batch)]
+		payload = a.output()
 	}
 	if !a.link.dead.Load() {
 		_ = a.link.conn.Send(res, payload)
@@ -414,8 +427,7 @@ func (w *Worker) runInput(e *executor, a *action, now int64) {
 		e.finish(a, wire.StatusNoMemory, "device IO arena full: too many INFERs between input and output")
 		return
 	}
-	in := a.model.inputBytes(a.batch)
-	if _, err := g.dev.CopyIn(device.LaneInput, g.mem.slotPtr(a.slot), a.host[:in]); err != nil {
+	if _, err := g.dev.CopyIn(device.LaneInput, g.mem.slotPtr(a.slot), w.input(a)); err != nil {
 		e.finish(a, wire.StatusInternal, "input copy failed")
 		return
 	}
@@ -461,7 +473,7 @@ func (w *Worker) runOutput(e *executor, a *action, now int64) {
 	g := w.gpus[a.gpu]
 	in, out := a.model.inputBytes(a.batch), a.model.outputBytes(a.batch)
 	if a.flags&wire.InferNoOutput == 0 {
-		if _, err := g.dev.CopyOut(device.LaneOutput, a.host[in:in+out], g.mem.slotPtr(a.slot)+device.Ptr(in)); err != nil {
+		if _, err := g.dev.CopyOut(device.LaneOutput, a.host[a.outOff:a.outOff+out], g.mem.slotPtr(a.slot)+device.Ptr(in)); err != nil {
 			e.finish(a, wire.StatusInternal, "output copy failed")
 			return
 		}
