@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestTraceTorchBaseline replays a short trace through scripts/gpu/torch/baseline_server.py on
+// the CPU (squeezenet1_1, two instances, a budget of one) when Python has torch; it checks the
+// contract between the two: every request accounted for once, cold loads from the LRU budget.
+func TestTraceTorchBaseline(t *testing.T) {
+	script := filepath.Join("..", "..", "scripts", "gpu", "torch", "baseline_server.py")
+	py := "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import torch, torchvision").Run(); err != nil {
+		t.Skipf("no torch for %s (%v); apt-get install python3-torchvision", py, err)
+	}
+	dir := t.TempDir()
+	tr := filepath.Join(dir, "trace.tsv")
+	var o, e bytes.Buffer
+	if err := runToolsTrace(t.Context(), []string{"-workload", "poisson", "-rate", "20", "-duration", "1500ms", "-seed", "3",
+		"-models", "squeezenet1_1:2", "-slo", "2s", "-out", tr}, &o, &e); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := parseTraceFile(t, b)
+	// Budget: one squeezenet1_1 (4.9 MB of fp32 weights) but not two, so alternating instances
+	// are cold.
+	cmd := exec.CommandContext(t.Context(), py, script, "--trace", tr, "--out", dir, "--device", "cpu", "--threads", "1",
+		"--gpu-mem-mib", "6")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var s struct {
+		Requests   int     `json:"requests"`
+		Executed   int     `json:"executed"`
+		WithinSLO  int     `json:"within_slo"`
+		ColdLoads  int     `json:"cold_loads"`
+		GoodputRPS float64 `json:"goodput_rps"`
+		Check      map[string]struct {
+			MaxRelErr float64 `json:"max_rel_err"`
+			Top1Equal bool    `json:"top1_equal"`
+		} `json:"check"`
+	}
+	sb, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil || json.Unmarshal(sb, &s) != nil {
+		t.Fatalf("summary.json: %v\n%s", err, out)
+	}
+	if s.Requests != len(lines) || s.Executed != len(lines) || s.WithinSLO < 1 || s.GoodputRPS <= 0 {
+		t.Errorf("summary %s for %d requests\n%s", sb, len(lines), out)
+	}
+	// A loaded instance computes what the zoo's module computes (the flat weight layout is right).
+	if c, ok := s.Check["squeezenet1_1"]; !ok || c.MaxRelErr > 1e-6 || !c.Top1Equal {
+		t.Errorf("warm-up check %+v; want squeezenet1_1 equal to its host reference", s.Check)
+	}
+	switches := 1
+	for i := 1; i < len(lines); i++ {
+		if lines[i].instance != lines[i-1].instance {
+			switches++
+		}
+	}
+	if s.ColdLoads != switches {
+		t.Errorf("%d cold loads; with room for one instance there must be one per instance switch: %d", s.ColdLoads, switches)
+	}
+	rb, err := os.ReadFile(filepath.Join(dir, "requests.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := strings.Split(strings.TrimSpace(string(rb)), "\n")
+	if len(rows) != len(lines)+1 || !strings.HasPrefix(rows[0], "arrival_ns\tstart_ns\tend_ns") {
+		t.Fatalf("requests.tsv: %d rows for %d requests; first %q", len(rows), len(lines), rows[0])
+	}
+	for i, r := range rows[1:] {
+		c := strings.Split(r, "\t")
+		if c[0] != fmt.Sprint(lines[i].at) || c[5] != lines[i].instance {
+			t.Fatalf("requests.tsv row %d: %q; want arrival %d of %s (FIFO order)", i, r, lines[i].at, lines[i].instance)
+		}
+	}
+}
+
+// TestTraceTorchBaselineDropLate: with an SLO far below the CPU's exec time and --drop-late, every
+// request queued behind another is dropped unexecuted; each is still accounted for once.
+func TestTraceTorchBaselineDropLate(t *testing.T) {
+	script := filepath.Join("..", "..", "scripts", "gpu", "torch", "baseline_server.py")
+	py := "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import torch, torchvision").Run(); err != nil {
+		t.Skipf("no torch for %s (%v); apt-get install python3-torchvision", py, err)
+	}
+	dir := t.TempDir()
+	tr := filepath.Join(dir, "trace.tsv")
+	var o, e bytes.Buffer
+	// 200 r/s for 300 ms: about 60 requests arriving faster than one CPU squeezenet1_1 run.
+	if err := runToolsTrace(t.Context(), []string{"-workload", "poisson", "-rate", "200", "-duration", "300ms",
+		"-models", "squeezenet1_1:1", "-slo", "1ms", "-out", tr}, &o, &e); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.CommandContext(t.Context(), py, script, "--trace", tr, "--out", dir, "--device", "cpu", "--threads", "1",
+		"--drop-late", "--warmup", "1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var s map[string]any
+	sb, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil || json.Unmarshal(sb, &s) != nil {
+		t.Fatalf("summary.json: %v\n%s", err, out)
+	}
+	req, exe, drop := s["requests"].(float64), s["executed"].(float64), s["dropped"].(float64)
+	if req < 30 || drop < req/2 || exe+drop != req || s["within_slo"].(float64) != 0 {
+		t.Errorf("summary %s; want most of the requests dropped, none within a 1 ms SLO", sb)
+	}
+}
