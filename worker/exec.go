@@ -265,10 +265,12 @@ const nearSliceNs = 200_000
 
 // loop is the executor thread.
 func (e *executor) loop(ready chan<- error) {
-	runtime.LockOSThread() // never unlocked: the thread dies with the goroutine if pinned
-	if err := e.pin(); err != nil {
-		ready <- err
-		return
+	if e.w.lockThreads() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine if pinned
+		if err := e.pin(); err != nil {
+			ready <- err
+			return
+		}
 	}
 	ready <- nil
 	for {
