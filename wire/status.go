@@ -48,15 +48,20 @@ const (
 	StatusModelExists Status = 17
 	// StatusUnknownRequest: Cancel for a request id that is not pending.
 	StatusUnknownRequest Status = 18
+	// StatusBadWindow: an action's window is empty: inverted, EarliestNs after LatestNs, so no
+	// instant lies in it (EarliestNs == LatestNs is a valid one-instant window); it did not
+	// run. Distinct from StatusBadInput so a controller can tell a scheduling or clock
+	// conversion bug of its own from a malformed request.
+	StatusBadWindow Status = 19
 
-	numStatus = 19
+	numStatus = 20
 )
 
 var statusNames = [numStatus]string{
 	"ok", "window-passed", "too-early", "no-memory", "model-not-loaded", "unknown-model",
 	"bad-input", "bad-batch", "cancelled", "cannot-meet-slo", "overloaded", "worker-lost",
 	"shutting-down", "internal-error", "version-mismatch", "unauthenticated", "protocol-error",
-	"model-exists", "unknown-request",
+	"model-exists", "unknown-request", "bad-window",
 }
 
 // Valid reports whether s is one of the defined statuses.

@@ -27,8 +27,8 @@
 //
 // # Statuses
 //
-// Bad input is answered, never fatal: no such GPU, inverted window or wrong input length:
-// StatusBadInput (the reason says which); unknown model: StatusUnknownModel; batch not prepared:
+// Bad input is answered, never fatal: no such GPU or wrong input length: StatusBadInput (the
+// reason says which); inverted window: StatusBadWindow; unknown model: StatusUnknownModel; batch not prepared:
 // StatusBadBatch; LOAD without enough free pages or no host/IO memory: StatusNoMemory; INFER or
 // UNLOAD of a model not loaded: StatusModelNotLoaded; reached after latest:
 // StatusWindowPassed; queue full: StatusOverloaded; shutting down: StatusShuttingDown. A

@@ -189,7 +189,7 @@ func (l *link) checkWindow(win *wire.Window) (wire.Status, string) {
 	case int(win.GPU) >= len(w.gpus):
 		return wire.StatusBadInput, "no such GPU"
 	case win.EarliestNs > win.LatestNs:
-		return wire.StatusBadInput, "inverted window: earliest after latest"
+		return wire.StatusBadWindow, "inverted window: earliest after latest"
 	}
 	return wire.StatusOK, ""
 }

@@ -110,7 +110,7 @@ func TestScriptedController(t *testing.T) {
 		{"short input", &wire.Infer{Window: k.window(1, 0, 0, time.Second), Batch: 2}, in[:64], wire.StatusBadInput},
 		{"synth with payload", &wire.Infer{Window: k.window(1, 0, 0, time.Second), Batch: 1, Flags: wire.InferSynthInput}, in[:64], wire.StatusBadInput},
 		{"no such gpu", &wire.Infer{Window: k.window(1, 7, 0, time.Second), Batch: 1}, in[:64], wire.StatusBadInput},
-		{"inverted window", &wire.Infer{Window: k.window(1, 0, time.Second, 0), Batch: 1}, in[:64], wire.StatusBadInput},
+		{"inverted window", &wire.Infer{Window: k.window(1, 0, time.Second, 0), Batch: 1}, in[:64], wire.StatusBadWindow},
 		{"window passed", &wire.Infer{Window: k.window(1, 0, -time.Second, -time.Millisecond), Batch: 1}, in[:64], wire.StatusWindowPassed},
 		{"not loaded on gpu 1", &wire.Infer{Window: k.window(1, 1, 0, time.Second), Batch: 1}, in[:64], wire.StatusModelNotLoaded},
 	} {
@@ -118,7 +118,7 @@ func TestScriptedController(t *testing.T) {
 			t.Errorf("%s: %s, want %s", c.name, r, c.want)
 		}
 	}
-	if r := k.do(&wire.LoadWeights{Window: k.window(1, 0, time.Second, 0)}, nil); r.Status != wire.StatusBadInput {
+	if r := k.do(&wire.LoadWeights{Window: k.window(1, 0, time.Second, 0)}, nil); r.Status != wire.StatusBadWindow {
 		t.Errorf("inverted LOAD window: %s", r)
 	}
 	if r := k.do(&wire.LoadWeights{Window: k.window(42, 0, 0, time.Second)}, nil); r.Status != wire.StatusUnknownModel {
