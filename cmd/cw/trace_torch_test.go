@@ -15,6 +15,7 @@ import (
 // the CPU (squeezenet1_1, two instances, a budget of one) when Python has torch; it checks the
 // contract between the two: every request accounted for once, cold loads from the LRU budget.
 func TestTraceTorchBaseline(t *testing.T) {
+	t.Parallel()
 	script := filepath.Join("..", "..", "scripts", "gpu", "torch", "baseline_server.py")
 	py := "/usr/bin/python3"
 	if err := exec.Command(py, "-c", "import torch, torchvision").Run(); err != nil {
@@ -90,6 +91,7 @@ func TestTraceTorchBaseline(t *testing.T) {
 // TestTraceTorchBaselineDropLate: with an SLO far below the CPU's exec time and --drop-late, every
 // request queued behind another is dropped unexecuted; each is still accounted for once.
 func TestTraceTorchBaselineDropLate(t *testing.T) {
+	t.Parallel()
 	script := filepath.Join("..", "..", "scripts", "gpu", "torch", "baseline_server.py")
 	py := "/usr/bin/python3"
 	if err := exec.Command(py, "-c", "import torch, torchvision").Run(); err != nil {
@@ -116,5 +118,63 @@ func TestTraceTorchBaselineDropLate(t *testing.T) {
 	req, exe, drop := s["requests"].(float64), s["executed"].(float64), s["dropped"].(float64)
 	if req < 30 || drop < req/2 || exe+drop != req || s["within_slo"].(float64) != 0 {
 		t.Errorf("summary %s; want most of the requests dropped, none within a 1 ms SLO", sb)
+	}
+}
+
+// TestTorchBenchScript runs scripts/gpu/torch/bench.py on the CPU with a tiny size: one JSON
+// line per model × batch × mode × gap, ordered quantiles, graph mode refused off CUDA.
+func TestTorchBenchScript(t *testing.T) {
+	t.Parallel()
+	script := filepath.Join("..", "..", "scripts", "gpu", "torch", "bench.py")
+	py := "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import torch, torchvision").Run(); err != nil {
+		t.Skipf("no torch for %s (%v); apt-get install python3-torchvision", py, err)
+	}
+	res := filepath.Join(t.TempDir(), "results.json")
+	out, err := exec.CommandContext(t.Context(), py, script, "--models", "squeezenet1_1", "--batches", "1,2", "--modes", "eager,graph",
+		"--iters", "6", "--warmup", "1", "--gaps-ms", "0,2", "--device", "cpu", "--threads", "1", "--power", "--out", res).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	b, err := os.ReadFile(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(rows) != 2*2*2 {
+		t.Fatalf("%d rows; want batches × modes × gaps = 8:\n%s", len(rows), b)
+	}
+	seen := map[string]bool{}
+	for _, line := range rows {
+		var r struct {
+			Model, Mode, Precision, Error string
+			Batch                         int
+			GapMs                         float64 `json:"gap_ms"`
+			N                             int
+			P50                           float64  `json:"p50_us"`
+			P99                           float64  `json:"p99_us"`
+			P9999                         float64  `json:"p9999_us"`
+			Max                           float64  `json:"max_us"`
+			Power                         *float64 `json:"power_w"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		seen[fmt.Sprint(r.Batch, r.Mode, r.GapMs)] = true
+		switch r.Mode {
+		case "graph":
+			if !strings.Contains(r.Error, "needs --device cuda") {
+				t.Errorf("graph on cpu: %s", line)
+			}
+		case "eager":
+			if r.Error != "" || r.N != 6 || r.Precision != "fp32" || r.P50 <= 0 || r.P50 > r.P99 || r.P99 > r.P9999 || r.P9999 > r.Max || r.Power != nil {
+				t.Errorf("eager row: %s", line)
+			}
+		default:
+			t.Errorf("mode %q: %s", r.Mode, line)
+		}
+	}
+	if len(seen) != 8 {
+		t.Errorf("rows are not one per batch × mode × gap: %v", seen)
 	}
 }

@@ -22,7 +22,8 @@ Output: --out gets one JSON object per line and row: {model, batch, precision, m
 p50_us, p99_us, p999_us, p9999_us, max_us, mean_us, p9999_over_p50, power_w, power_max_w,
 sm_mhz, device, torch, timer, error}; a table goes to stdout. Quantiles are nearest-rank over the
 N runs (so p99.99 of 1,000 runs is the max). With --power, nvidia-smi samples power draw and SM
-clock every 50 ms during each row (mean and max reported; null when nvidia-smi is absent).
+clock every 50 ms during each row (mean and max reported; null when nvidia-smi is absent), and
+first for 2 s of the idle GPU (a row with model "_idle").
 On --device cpu (for testing without a GPU) runs are timed with the host clock and graph mode is
 reported as unsupported.
 """
@@ -66,7 +67,7 @@ class PowerSampler:
 
     def __init__(self, gpu_index, period_ms=50):
         self.cmd = ["nvidia-smi", "-i", str(gpu_index), "--query-gpu=power.draw,clocks.sm",
-                    "--format=csv,noheader,nounits", f"-lms={period_ms}"]
+                    "--format=csv,noheader,nounits", f"--loop-ms={period_ms}"]
         self.samples = []
         self.proc = None
         self.reader = None
@@ -200,14 +201,25 @@ def main():
     fout = open(a.out, "w")
     hdr = f"{'model':<20} {'b':>3} {'prec':<5} {'mode':<6} {'gap':>5} {'n':>6} {'p50 µs':>10} {'p99':>10} {'p99.99':>10} {'max':>10} {'p9999/p50':>9} {'W':>6}"
     print(hdr, flush=True)
-    with torch.inference_mode():
-        for name in models:
-            try:
-                m = zoo.build(name, a.seed).to(device=device, dtype=dtype)
-            except (Exception, SystemExit) as e:
-                print(f"{name}: cannot build: {e}", file=sys.stderr)
-                fout.write(json.dumps({"model": name, "precision": a.precision, "error": f"cannot build: {e}"}) + "\n")
-                continue
+    if power:
+        # The idle GPU's draw, for the cost of keeping it busy between requests.
+        torch.cuda.synchronize(device)
+        with PowerSampler(gpu_index) as ps:
+            time.sleep(2)
+        pw = ps.summary()
+        row = {"model": "_idle", "device": dev_name, "precision": a.precision, "n": len(ps.samples),
+               "power_w": None if pw[0] is None else round(pw[0], 1),
+               "power_max_w": None if pw[1] is None else round(pw[1], 1), "sm_mhz": None if pw[2] is None else round(pw[2])}
+        fout.write(json.dumps(row) + "\n")
+        print(f"idle GPU for 2 s: {row['power_w']} W mean, {row['power_max_w']} W max, SM {row['sm_mhz']} MHz", flush=True)
+    for name in models:
+        try:  # outside inference_mode: the zoo's own construction, so the weights are the zoo's
+            m = zoo.build(name, a.seed).to(device=device, dtype=dtype)
+        except (Exception, SystemExit) as e:
+            print(f"{name}: cannot build: {e}", file=sys.stderr)
+            fout.write(json.dumps({"model": name, "precision": a.precision, "error": f"cannot build: {e}"}) + "\n")
+            continue
+        with torch.inference_mode():
             s = zoo.image_size(name)
             for b in batches:
                 g = torch.Generator().manual_seed(a.seed + 1)
@@ -230,9 +242,11 @@ def main():
                         pw = (None, None, None)
                         if power:
                             with PowerSampler(gpu_index) as ps:
+                                time_runs(fn, a.warmup, 0, device)  # busy again after the sampler's start
                                 times = time_runs(fn, n, int(gap * 1e6), device)
                             pw = ps.summary()
                         else:
+                            time_runs(fn, a.warmup, 0, device)  # busy again after the previous row's report
                             times = time_runs(fn, n, int(gap * 1e6), device)
                         row = dict(base, gap_ms=gap, **row_stats(times))
                         row["power_w"] = None if pw[0] is None else round(pw[0], 1)
