@@ -49,6 +49,7 @@ import time
 
 import torch
 
+sys.dont_write_bytecode = True  # importing the zoo script must leave no __pycache__ in the tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "zoo"))
 import export as zoo  # noqa: E402  (scripts/zoo/export.py: build(name, seed), image_size(name))
 
@@ -61,11 +62,11 @@ ALIGN = 256  # byte alignment of each tensor inside an instance's flat weight bu
 
 
 class Request:
-    __slots__ = ("i", "arrival", "instance", "arch", "slo", "start", "end", "outcome", "cold", "load_ns", "exec_ns")
+    __slots__ = ("i", "arrival", "instance", "arch", "slo", "enq", "start", "end", "outcome", "cold", "load_ns", "exec_ns")
 
     def __init__(self, i, arrival, instance, arch, slo):
         self.i, self.arrival, self.instance, self.arch, self.slo = i, arrival, instance, arch, slo
-        self.start = self.end = -1
+        self.enq = self.start = self.end = -1
         self.outcome = "not_run"
         self.cold = False
         self.load_ns = self.exec_ns = 0
@@ -305,9 +306,11 @@ def main():
     host_bytes = sum(archs[ar].bytes for ar in inst_arch.values())
     print(f"{len(inst_arch)} instances of {len(archs)} architectures: {host_bytes / 2**30:.2f} GiB of host weights", file=sys.stderr, flush=True)
     hosts, registered = {}, 0
-    for inst, arch in inst_arch.items():
+    for k, (inst, arch) in enumerate(inst_arch.items(), 1):
         hosts[inst], reg = archs[arch].host_copy(device.type == "cuda")
         registered += reg
+        if k % 500 == 0:
+            print(f"  {k} host copies made", file=sys.stderr, flush=True)
     if a.gpu_mem_mib > 0:
         budget = a.gpu_mem_mib << 20
     elif device.type == "cuda":
@@ -336,7 +339,7 @@ def main():
     srv.loads.clear()
     srv.evictions = 0
     print(f"set up in {time.perf_counter() - t_setup:.1f}s ({registered} of {len(hosts)} host copies registered with cudaHostRegister); "
-          f"budget {budget >> 20} MiB; replaying {len(reqs)} requests", file=sys.stderr, flush=True)
+          f"weights budget {'unlimited' if budget >= 1 << 62 else f'{budget >> 20} MiB'}; replaying {len(reqs)} requests", file=sys.stderr, flush=True)
 
     q = queue.SimpleQueue()
     t0 = time.perf_counter_ns()
@@ -352,6 +355,7 @@ def main():
                 time.sleep(d / 1e9)
             if stop.is_set():
                 break
+            r.enq = time.perf_counter_ns() - t0
             q.put(r)
         q.put(None)
 
@@ -405,6 +409,8 @@ def main():
         "latency_ms": percentiles_ms([r.end - r.arrival for r in executed]),
         "cold_loads": len(srv.loads), "evictions": srv.evictions, "load_ms": percentiles_ms(srv.loads),
         "exec_ms": percentiles_ms([r.exec_ns for r in executed]),
+        # How late the generator thread queued requests (the harness's own delay; it counts in latency).
+        "enqueue_lag_ms": percentiles_ms([r.enq - r.arrival for r in reqs if r.enq >= 0]),
         "instances": len(inst_arch), "check": check, "archs": {k: v.tv_name for k, v in archs.items()},
         "budget_mib": budget >> 20 if budget < 1 << 62 else None, "host_weights_gib": round(host_bytes / 2**30, 3),
         "host_registered": registered, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",

@@ -39,6 +39,7 @@ import time
 
 import torch
 
+sys.dont_write_bytecode = True  # importing the zoo script must leave no __pycache__ in the tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "zoo"))
 import export as zoo  # noqa: E402  (scripts/zoo/export.py: build(name, seed), image_size(name))
 
