@@ -178,3 +178,46 @@ func TestTorchBenchScript(t *testing.T) {
 		t.Errorf("rows are not one per batch × mode × gap: %v", seen)
 	}
 }
+
+// TestTorchCompareScript: scripts/gpu/torch/compare.py puts a cw profile beside bench.py rows
+// and computes the ratios and their median (standard library only, so it always runs).
+func TestTorchCompareScript(t *testing.T) {
+	t.Parallel()
+	py := "/usr/bin/python3"
+	if _, err := exec.LookPath(py); err != nil {
+		t.Skipf("no %s", py)
+	}
+	dir := t.TempDir()
+	res := `{"model": "resnet50", "batch": 1, "precision": "fp32", "mode": "graph", "gap_ms": 0, "n": 9, "p50_us": 1000, "p9999_over_p50": 1.1}
+{"model": "resnet50", "batch": 1, "precision": "fp32", "mode": "eager", "gap_ms": 0, "n": 9, "p50_us": 4000, "p9999_over_p50": 2.5}
+{"model": "resnet50", "batch": 1, "precision": "tf32", "mode": "graph", "gap_ms": 0, "n": 9, "p50_us": 500, "p9999_over_p50": 1.1}
+{"model": "vgg16", "batch": 1, "precision": "fp32", "mode": "graph", "gap_ms": 0, "n": 9, "p50_us": 2000, "p9999_over_p50": 1.2}
+{"model": "vgg16", "batch": 1, "precision": "fp32", "mode": "graph", "gap_ms": 5, "n": 9, "p50_us": 2600, "p9999_over_p50": 1.9, "power_w": 141.5}
+{"model": "alexnet", "batch": 1, "precision": "fp32", "mode": "graph", "error": "capture failed"}
+`
+	prof := `{"version": 1, "device": "test", "models": [
+ {"name": "resnet50", "batches": [{"batch": 1, "p50_ns": 900000, "p99_ns": 901000, "p9999_ns": 903000}]},
+ {"name": "vgg16", "batches": [{"batch": 1, "p50_ns": 3000000, "p99_ns": 3001000, "p9999_ns": 3003000}]}]}`
+	rp, pp := filepath.Join(dir, "r.json"), filepath.Join(dir, "p.json")
+	if os.WriteFile(rp, []byte(res), 0o644) != nil || os.WriteFile(pp, []byte(prof), 0o644) != nil {
+		t.Fatal("cannot write inputs")
+	}
+	out, err := exec.CommandContext(t.Context(), py, filepath.Join("..", "..", "scripts", "gpu", "torch", "compare.py"), rp,
+		"--profile", pp, "--gaps").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"| resnet50 | 1 | 0.900 | 1.000 | 4.000 | 0.900 | 0.225 | 1.0033 | 1.1000 | 2.5000 |",
+		"| vgg16 | 1 | 3.000 | 2.000 | – | 1.500 | – |",
+		"Median ours/graph over 2 rows: 1.200; median ours/eager over 1 rows: 0.225.",
+		"| vgg16 | 1 | graph | 2.000 / 1.200 | 2.600 / 1.900 [142 W] |",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "alexnet") || strings.Contains(string(out), "0.500") {
+		t.Errorf("error rows or other precisions leaked into the table:\n%s", out)
+	}
+}
