@@ -103,6 +103,22 @@ def read_trace(path):
     return reqs
 
 
+_register_failed = False
+
+
+def clear_cuda_error():
+    """Takes the error a failed runtime call left behind, so the next kernel launch check does not
+    report it as its own."""
+    f = getattr(torch.cuda.cudart(), "cudaGetLastError", None)
+    if f is not None:
+        f()
+    try:
+        torch.zeros(1, device="cuda").add_(1)
+        torch.cuda.synchronize()
+    except RuntimeError:
+        pass
+
+
 def torchvision_name(arch, explicit):
     """The torchvision architecture for a trace's arch, or None."""
     import torchvision
@@ -174,11 +190,18 @@ class Arch:
         flat = self.template.clone()
         if not pin:
             return flat, False
-        try:
-            if int(torch.cuda.cudart().cudaHostRegister(flat.data_ptr(), self.bytes, 0)) == 0:
+        global _register_failed
+        if not _register_failed:
+            try:
+                rc = int(torch.cuda.cudart().cudaHostRegister(flat.data_ptr(), self.bytes, 0))
+            except (AttributeError, RuntimeError, TypeError) as e:
+                rc = repr(e)
+            if rc == 0:
                 return flat, True
-        except (AttributeError, RuntimeError, TypeError):
-            pass
+            _register_failed = True
+            print(f"cudaHostRegister of {self.bytes} bytes failed ({rc}); pinning the rest with pin_memory(), "
+                  "which rounds sizes up (check `ulimit -l`)", file=sys.stderr)
+            clear_cuda_error()
         return flat.pin_memory(), False  # the caching host allocator: may round up, but pinned
 
     def device_module(self, device):
