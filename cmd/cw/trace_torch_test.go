@@ -106,7 +106,7 @@ func TestTraceTorchBaselineDropLate(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := exec.CommandContext(t.Context(), py, script, "--trace", tr, "--out", dir, "--device", "cpu", "--threads", "1",
-		"--drop-late", "--warmup", "1").CombinedOutput()
+		"--drop-late", "--warmup", "1", "--host-copies", "per-arch").CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -116,7 +116,7 @@ func TestTraceTorchBaselineDropLate(t *testing.T) {
 		t.Fatalf("summary.json: %v\n%s", err, out)
 	}
 	req, exe, drop := s["requests"].(float64), s["executed"].(float64), s["dropped"].(float64)
-	if req < 30 || drop < req/2 || exe+drop != req || s["within_slo"].(float64) != 0 {
+	if req < 30 || drop < req/2 || exe+drop != req || s["within_slo"].(float64) != 0 || s["host_copies"] != "per-arch" {
 		t.Errorf("summary %s; want most of the requests dropped, none within a 1 ms SLO", sb)
 	}
 }

@@ -294,6 +294,9 @@ def main():
     ap.add_argument("--no-io", dest="io", action="store_false", help="do not copy each request's input in and output out")
     ap.add_argument("--warmup", type=int, default=3, help="untimed runs per architecture before the replay (cuDNN autotuning)")
     ap.add_argument("--deadline-s", type=float, default=0, help="stop after this many seconds of replay; requests not run by then are not_run (0: run all)")
+    ap.add_argument("--host-copies", default="per-instance", choices=["per-instance", "per-arch"],
+                    help="per-instance: every instance has its own pinned host weights (as a clockwork worker); per-arch: "
+                         "instances of an architecture share one (host memory for thousands of instances; each still has its own GPU copy and LOAD)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     a = ap.parse_args()
 
@@ -327,10 +330,17 @@ def main():
     t_setup = time.perf_counter()
     archs = {arch: Arch(arch, tv[arch], a.seed, dtype, device) for arch in tv}
     host_bytes = sum(archs[ar].bytes for ar in inst_arch.values())
-    print(f"{len(inst_arch)} instances of {len(archs)} architectures: {host_bytes / 2**30:.2f} GiB of host weights", file=sys.stderr, flush=True)
-    hosts, registered = {}, 0
+    print(f"{len(inst_arch)} instances of {len(archs)} architectures", file=sys.stderr, flush=True)
+    hosts, registered, shared = {}, 0, {}
+    if a.host_copies == "per-arch":
+        host_bytes = sum(ar.bytes for ar in archs.values())
+    print(f"host copies {a.host_copies}: {host_bytes / 2**30:.2f} GiB of host weights", file=sys.stderr, flush=True)
     for k, (inst, arch) in enumerate(inst_arch.items(), 1):
+        if a.host_copies == "per-arch" and arch in shared:
+            hosts[inst] = shared[arch]
+            continue
         hosts[inst], reg = archs[arch].host_copy(device.type == "cuda")
+        shared[arch] = hosts[inst]
         registered += reg
         if k % 500 == 0:
             print(f"  {k} host copies made", file=sys.stderr, flush=True)
@@ -361,7 +371,7 @@ def main():
             del m
     srv.loads.clear()
     srv.evictions = 0
-    print(f"set up in {time.perf_counter() - t_setup:.1f}s ({registered} of {len(hosts)} host copies registered with cudaHostRegister); "
+    print(f"set up in {time.perf_counter() - t_setup:.1f}s ({registered} of {len(set(map(id, hosts.values())))} host copies registered with cudaHostRegister); "
           f"weights budget {'unlimited' if budget >= 1 << 62 else f'{budget >> 20} MiB'}; replaying {len(reqs)} requests", file=sys.stderr, flush=True)
 
     q = queue.SimpleQueue()
@@ -436,7 +446,7 @@ def main():
         "enqueue_lag_ms": percentiles_ms([r.enq - r.arrival for r in reqs if r.enq >= 0]),
         "instances": len(inst_arch), "check": check, "archs": {k: v.tv_name for k, v in archs.items()},
         "budget_mib": budget >> 20 if budget < 1 << 62 else None, "host_weights_gib": round(host_bytes / 2**30, 3),
-        "host_registered": registered, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "host_registered": registered, "host_copies": a.host_copies, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "precision": a.precision, "drop_late": a.drop_late, "io": a.io, "torch": torch.__version__, "trace": a.trace,
     }
     with open(os.path.join(a.out, "summary.json"), "w") as f:
