@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"time"
 
 	"github.com/clockwork-go/clockwork/runtime/device"
+	rtmodel "github.com/clockwork-go/clockwork/runtime/model"
 	"github.com/clockwork-go/clockwork/runtime/sim"
+	"github.com/clockwork-go/clockwork/wire"
 )
 
 // Defaults, after Clockwork's config/default.cfg (clockwork.md §C.1, §C.5).
@@ -40,6 +43,13 @@ type Config struct {
 	SimSeed  uint64
 	// Profile is where sim models registered by name come from; nil: sim.DefaultProfile().
 	Profile *sim.Profile
+	// Compile converts an ONNX model built by runtime/model (per-batch plans over a weight
+	// layout in PageBytes pages) into what Backend's Prepare takes: cpu.FromModel for the cpu
+	// backend. nil hands the backend a Built. Unused on sim, where a model is a profile entry.
+	Compile func(*rtmodel.Model) (device.Model, error)
+	// Batches are the batch sizes ONNX models are built and prepared at (default
+	// runtime/model.DefaultBatches: 1, 2, 4, 8, 16).
+	Batches []int
 	// RegionBytes is each device's region for the worker (0: the backend's default).
 	RegionBytes int64
 	// PageBytes is the weights cache page size (default 16 MiB, as Clockwork).
@@ -108,6 +118,14 @@ func (c *Config) Validate() error {
 	if c.FIFO && len(c.CPUs) == 0 {
 		return errors.New("worker config: FIFO needs CPUs: an unpinned SCHED_FIFO thread may take every CPU")
 	}
+	for i, b := range c.Batches {
+		if b < 1 || b > math.MaxUint16 || (i > 0 && b <= c.Batches[i-1]) {
+			return fmt.Errorf("worker config: Batches %v: want increasing sizes in [1, %d]", c.Batches, math.MaxUint16)
+		}
+	}
+	if len(c.Batches) > wire.MaxBatchSizes {
+		return fmt.Errorf("worker config: %d batch sizes; at most %d", len(c.Batches), wire.MaxBatchSizes)
+	}
 	for _, cpu := range c.CPUs {
 		if cpu < 0 || cpu >= 1024 {
 			return fmt.Errorf("worker config: CPU %d outside [0, 1024)", cpu)
@@ -128,6 +146,9 @@ func (c *Config) fill() {
 	}
 	if c.Profile == nil {
 		c.Profile = sim.DefaultProfile()
+	}
+	if len(c.Batches) == 0 {
+		c.Batches = rtmodel.DefaultBatches
 	}
 	if c.PageBytes == 0 {
 		c.PageBytes = DefaultPageBytes

@@ -25,8 +25,14 @@ type model struct {
 	workspace int64
 	weights   int64
 	npages    int
-	progs     []device.Program // per GPU
+	progs     []device.Program // per GPU; shared with other instances when comp is set
 	state     []residency      // per GPU; gpu.mu
+	// Compiled (ONNX) models only: the shared build, per-batch sizes, this instance's host
+	// weight pages, and the runs of pages the cache must keep contiguous.
+	comp  *compiled
+	io    []batchIO
+	hostW *hostWeights
+	runs  []alloc.Run
 }
 
 // residency is a model's weights on one GPU. The pages are alloc.Cache's: Load reserves them,
@@ -41,6 +47,8 @@ type residency struct {
 	evictPending bool
 }
 
+// inputBytes and outputBytes are one batch's sizes: the prepared program's for compiled
+// models (checked at registration to be batch × the per-item size), item × batch for sim.
 func (m *model) inputBytes(b int) int64  { return m.inItem * int64(b) }
 func (m *model) outputBytes(b int) int64 { return m.outItem * int64(b) }
 
@@ -135,7 +143,7 @@ func (m *model) load(w *Worker, g *gpu, a *action) (wire.Status, string) {
 	}
 	var ptrs []device.Ptr
 	if m.npages > 0 {
-		res, err := g.mem.cache.Load(alloc.ModelID(m.id), m.npages, nil)
+		res, err := g.mem.cache.Load(alloc.ModelID(m.id), m.npages, m.runs)
 		if err != nil {
 			free := g.mem.cache.FreePages()
 			g.mu.Unlock()
@@ -154,10 +162,13 @@ func (m *model) load(w *Worker, g *gpu, a *action) (wire.Status, string) {
 	start := w.cfg.Clock()
 	left := m.weights
 	var cerr error
-	for _, p := range ptrs {
-		n := min(left, g.mem.pageBytes)
-		left -= n
-		if _, cerr = g.dev.CopyIn(device.LaneWeights, p, w.weightsBuf[:n]); cerr != nil {
+	for i, p := range ptrs {
+		src := w.weightsBuf[:min(left, g.mem.pageBytes)] // sim: bytes that mean nothing
+		if m.hostW != nil {
+			src = m.hostW.pages[i]
+		}
+		left -= int64(len(src))
+		if _, cerr = g.dev.CopyIn(device.LaneWeights, p, src); cerr != nil {
 			break
 		}
 	}
@@ -236,14 +247,17 @@ func (w *Worker) register(lm *wire.LoadModel, upload []byte) (*model, error) {
 		if err != nil || !st.Mode().IsRegular() || st.Size() > sim.MaxProfileBytes {
 			return nil, refuse(wire.StatusBadInput, "model path %q: not a regular file of at most %d bytes", lm.Path, sim.MaxProfileBytes)
 		}
+		if string(w.hello.Backend) != "sim" {
+			return w.add(w.registerCompiled(lm, real, nil))
+		}
 		if data, err = os.ReadFile(real); err != nil {
 			return nil, refuse(wire.StatusBadInput, "cannot read model %q: %v", lm.Path, err)
 		}
 	case wire.SourceUpload:
 		data = upload
-	}
-	if w.hello.Backend == nil || string(w.hello.Backend) != "sim" {
-		return nil, refuse(wire.StatusBadInput, "the %s backend cannot register models yet: only sim models (profile entries) are supported", w.hello.Backend)
+		if string(w.hello.Backend) != "sim" {
+			return w.add(w.registerCompiled(lm, "", upload))
+		}
 	}
 	if len(data) == 0 {
 		if mp = w.cfg.Profile.Model(name); mp == nil {
@@ -281,18 +295,33 @@ func (w *Worker) register(lm *wire.LoadModel, upload []byte) (*model, error) {
 		}
 		m.progs = append(m.progs, p)
 	}
+	return w.add(m, nil)
+}
+
+// add makes a registered model visible to actions (or undoes its registration when its id or
+// name was taken meanwhile), then carves its host IO buffers. Control path.
+func (w *Worker) add(m *model, err error) (*model, error) {
+	if err != nil {
+		return nil, err
+	}
 	w.modelsMu.Lock()
-	_, idTaken = w.models[m.id]
-	_, nameTaken = w.names[m.name]
+	_, idTaken := w.models[m.id]
+	_, nameTaken := w.names[m.name]
 	if !idTaken && !nameTaken {
 		w.models[m.id] = m
 		w.names[m.name] = m.id
+		if m.comp != nil {
+			m.comp.inst++
+		}
 	}
 	w.modelsMu.Unlock()
 	if idTaken || nameTaken {
-		for _, q := range m.progs {
-			_ = q.Close()
+		if m.comp == nil { // a compiled model's programs belong to its compiled entry
+			for _, q := range m.progs {
+				_ = q.Close()
+			}
 		}
+		m.hostW.free()
 		return nil, refuse(wire.StatusModelExists, "model id %d or name %q already registered", m.id, m.name)
 	}
 	// Carve each batch size's host buffer now, not on the first INFER's reader.

@@ -76,6 +76,7 @@ type Worker struct {
 	modelsMu sync.RWMutex
 	models   map[uint32]*model
 	names    map[string]uint32
+	compiled map[string]*compiled // ONNX models built and prepared, by compileKey
 
 	poolMu sync.Mutex
 	pool   []*action
@@ -120,7 +121,7 @@ func New(cfg Config) (*Worker, error) {
 			return nil, err
 		}
 	}
-	w := &Worker{cfg: cfg, models: map[uint32]*model{}, names: map[string]uint32{}, links: map[*link]bool{}}
+	w := &Worker{cfg: cfg, models: map[uint32]*model{}, names: map[string]uint32{}, compiled: map[string]*compiled{}, links: map[*link]bool{}}
 	be := cfg.Backend
 	if be == nil {
 		b, err := sim.New(sim.Config{GPUs: cfg.SimGPUs, Noise: cfg.SimNoise, Seed: cfg.SimSeed, Clock: cfg.Clock, SpinNs: cfg.SpinNs, Profile: cfg.Profile})
@@ -293,9 +294,15 @@ func (w *Worker) Close() error {
 		w.closeErr = w.closeDevices()
 		w.tele.close()
 		for _, m := range w.models {
-			for _, p := range m.progs {
-				_ = p.Close()
+			if m.comp == nil {
+				for _, p := range m.progs {
+					_ = p.Close()
+				}
 			}
+			m.hostW.free()
+		}
+		for _, c := range w.compiled {
+			c.close()
 		}
 		pb, ub, carves, releases := w.host.stats()
 		w.cfg.Logger.Info("worker stopped", "gc_pauses", w.tele.GCPauses().String(), "host_io_pinned_bytes", pb, "host_io_pageable_bytes", ub,
