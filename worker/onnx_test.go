@@ -78,7 +78,6 @@ func tinyONNX() []byte {
 	return b
 }
 
-
 // cpuConfig: a cpu worker with 4 KiB pages and small arenas.
 func cpuConfig(root string) Config {
 	return Config{Addr: "127.0.0.1:0", Backend: &cpu.Backend{}, Compile: func(m *rtmodel.Model) (device.Model, error) { return cpu.FromModel(m) },
