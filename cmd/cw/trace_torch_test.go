@@ -125,7 +125,8 @@ func TestTraceTorchBaselineDropLate(t *testing.T) {
 }
 
 // TestTorchBenchScript runs scripts/gpu/torch/bench.py on the CPU with a tiny size: one JSON
-// line per model × batch × mode × gap, ordered quantiles, graph mode refused off CUDA.
+// line per model × batch × mode × gap and per LOAD kind, ordered quantiles, graph mode refused
+// off CUDA.
 func TestTorchBenchScript(t *testing.T) {
 	t.Parallel()
 	script := filepath.Join("..", "..", "scripts", "gpu", "torch", "bench.py")
@@ -134,7 +135,7 @@ func TestTorchBenchScript(t *testing.T) {
 		t.Skipf("no torch for %s (%v); apt-get install python3-torchvision", py, err)
 	}
 	res := filepath.Join(t.TempDir(), "results.json")
-	out, err := exec.CommandContext(t.Context(), py, script, "--models", "squeezenet1_1", "--batches", "1", "--modes", "eager,graph",
+	out, err := exec.CommandContext(t.Context(), py, script, "--models", "squeezenet1_1", "--batches", "1", "--modes", "eager+io,graph", "--load", "3",
 		"--iters", "4", "--warmup", "1", "--gaps-ms", "0,2", "--device", "cpu", "--threads", "1", "--power", "--out", res).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -144,8 +145,8 @@ func TestTorchBenchScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(rows) != 2*2 {
-		t.Fatalf("%d rows; want modes × gaps = 4:\n%s", len(rows), b)
+	if len(rows) != 2+2*2 {
+		t.Fatalf("%d rows; want 2 LOAD rows + modes × gaps = 6:\n%s", len(rows), b)
 	}
 	seen := map[string]bool{}
 	for _, line := range rows {
@@ -159,6 +160,7 @@ func TestTorchBenchScript(t *testing.T) {
 			P9999                         float64  `json:"p9999_us"`
 			Max                           float64  `json:"max_us"`
 			Power                         *float64 `json:"power_w"`
+			Bytes                         int64
 		}
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatalf("%q: %v", line, err)
@@ -169,7 +171,12 @@ func TestTorchBenchScript(t *testing.T) {
 			if !strings.Contains(r.Error, "needs --device cuda") {
 				t.Errorf("graph on cpu: %s", line)
 			}
-		case "eager":
+		case "load-flat", "load-tensors":
+			// squeezenet1_1: 1,235,496 fp32 parameters and its buffers (no BatchNorm).
+			if r.Error != "" || r.Batch != 0 || r.N != 3 || r.Bytes != 4941984 || r.P50 <= 0 || r.P50 > r.Max {
+				t.Errorf("load row: %s", line)
+			}
+		case "eager+io":
 			if r.Error != "" || r.N != 4 || r.Precision != "fp32" || r.P50 <= 0 || r.P50 > r.P99 || r.P99 > r.P9999 || r.P9999 > r.Max || r.Power != nil {
 				t.Errorf("eager row: %s", line)
 			}
@@ -177,7 +184,7 @@ func TestTorchBenchScript(t *testing.T) {
 			t.Errorf("mode %q: %s", r.Mode, line)
 		}
 	}
-	if len(seen) != 4 {
+	if len(seen) != 6 {
 		t.Errorf("rows are not one per mode × gap: %v", seen)
 	}
 }
@@ -197,9 +204,11 @@ func TestTorchCompareScript(t *testing.T) {
 {"model": "vgg16", "batch": 1, "precision": "fp32", "mode": "graph", "gap_ms": 0, "n": 9, "p50_us": 2000, "p9999_over_p50": 1.2}
 {"model": "vgg16", "batch": 1, "precision": "fp32", "mode": "graph", "gap_ms": 5, "n": 9, "p50_us": 2600, "p9999_over_p50": 1.9, "power_w": 141.5}
 {"model": "alexnet", "batch": 1, "precision": "fp32", "mode": "graph", "error": "capture failed"}
+{"model": "resnet50", "batch": 0, "precision": "fp32", "mode": "load-flat", "gap_ms": 0, "n": 9, "p50_us": 2000, "p9999_over_p50": 1.1, "bytes": 104857600}
+{"model": "resnet50", "batch": 0, "precision": "fp32", "mode": "load-tensors", "gap_ms": 0, "n": 9, "p50_us": 5000, "p9999_over_p50": 1.3, "bytes": 104857600}
 `
 	prof := `{"version": 1, "device": "test", "models": [
- {"name": "resnet50", "batches": [{"batch": 1, "p50_ns": 900000, "p99_ns": 901000, "p9999_ns": 903000}]},
+ {"name": "resnet50", "load_ns": 2500000, "weights_bytes": 104857600, "batches": [{"batch": 1, "p50_ns": 900000, "p99_ns": 901000, "p9999_ns": 903000}]},
  {"name": "vgg16", "batches": [{"batch": 1, "p50_ns": 3000000, "p99_ns": 3001000, "p9999_ns": 3003000}]}]}`
 	rp, pp := filepath.Join(dir, "r.json"), filepath.Join(dir, "p.json")
 	if os.WriteFile(rp, []byte(res), 0o644) != nil || os.WriteFile(pp, []byte(prof), 0o644) != nil {
@@ -215,12 +224,13 @@ func TestTorchCompareScript(t *testing.T) {
 		"| vgg16 | 1 | 3.000 | 2.000 | – | 1.500 | – |",
 		"Median ours/graph over 2 rows: 1.200; median ours/eager over 1 rows: 0.225.",
 		"| vgg16 | 1 | graph | 2.000 / 1.200 | 2.600 / 1.900 [142 W] |",
+		"| resnet50 | 100.0 | 2.500 | 2.000 | 5.000 | 1.250 |",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(string(out), "alexnet") || strings.Contains(string(out), "0.500") {
+	if strings.Contains(string(out), "alexnet") || strings.Contains(string(out), "0.500") || strings.Contains(string(out), "| resnet50 | 0 |") {
 		t.Errorf("error rows or other precisions leaked into the table:\n%s", out)
 	}
 }

@@ -101,25 +101,61 @@ class PowerSampler:
         return sum(p) / len(p), max(p), sum(c) / len(c)
 
 
+MODES = ("eager", "graph", "eager+io", "graph+io")
+
+
 def make_runner(m, x, mode, device):
-    """Returns fn() that runs the model once (asynchronously on CUDA)."""
-    if mode == "eager":
-        return lambda: m(x)
-    if mode != "graph":
-        raise ValueError(f"unknown mode {mode!r}; want eager or graph")
-    if device.type != "cuda":
-        raise RuntimeError("graph mode needs --device cuda")
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(3):
-            m(x)
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        m(x)
-    torch.cuda.synchronize()
-    return g.replay
+    """Returns fn() that runs the model once (asynchronously on CUDA). The +io modes also copy the
+    input in from pinned host memory and the output back (an end-to-end INFER)."""
+    base = mode.removesuffix("+io")
+    if base not in ("eager", "graph") or mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; want one of {', '.join(MODES)}")
+    if base == "eager":
+        run = lambda: m(x)  # noqa: E731
+    else:
+        if device.type != "cuda":
+            raise RuntimeError("graph mode needs --device cuda")
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(3):
+                m(x)
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            y = m(x)
+        torch.cuda.synchronize()
+
+        def run():
+            g.replay()
+            return y
+    if not mode.endswith("+io"):
+        return run
+    pin = device.type == "cuda"
+    host_in = torch.empty(x.shape, dtype=x.dtype, pin_memory=pin).copy_(x)
+    host_out = torch.empty(run().shape, dtype=x.dtype, pin_memory=pin)
+
+    def run_io():
+        x.copy_(host_in, non_blocking=True)
+        host_out.copy_(run(), non_blocking=True)
+    return run_io
+
+
+def load_runners(m, device):
+    """LOAD of the model's weights from pinned host memory: {"load-flat": one copy of all the
+    weight bytes, "load-tensors": one copy per parameter and buffer (what module.to() does)}, and
+    the bytes."""
+    ts = [t for t in list(m.parameters()) + list(m.buffers())]
+    nbytes = sum(t.numel() * t.element_size() for t in ts)
+    pin = device.type == "cuda"
+    host_flat = torch.empty(nbytes, dtype=torch.uint8, pin_memory=pin)
+    dev_flat = torch.empty(nbytes, dtype=torch.uint8, device=device)
+    hosts = [torch.empty(t.shape, dtype=t.dtype, pin_memory=pin).copy_(t) for t in ts]
+
+    def tensors():
+        for t, h in zip(ts, hosts):
+            t.copy_(h, non_blocking=True)
+    return {"load-flat": lambda: dev_flat.copy_(host_flat, non_blocking=True), "load-tensors": tensors}, nbytes
 
 
 def time_runs(fn, n, gap_ns, device):
@@ -164,7 +200,8 @@ def main():
     ap.add_argument("--models", required=True, help="comma-separated torchvision architectures (as scripts/zoo/export.py)")
     ap.add_argument("--batches", default="1,2,4,8,16", help="comma-separated batch sizes")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "fp16"])
-    ap.add_argument("--modes", default="eager,graph", help="comma-separated: eager, graph")
+    ap.add_argument("--modes", default="eager,graph", help="comma-separated: eager, graph, eager+io, graph+io (+io: with the input copied in and the output out)")
+    ap.add_argument("--load", type=int, default=0, help="also time N LOADs of each model's weights from pinned host memory (rows load-flat, load-tensors; batch 0)")
     ap.add_argument("--iters", type=int, default=1000, help="timed runs per row (back to back)")
     ap.add_argument("--gap-iters", type=int, default=0, help="timed runs per row with a gap > 0 (0: --iters); gap rows take iters x gap")
     ap.add_argument("--gaps-ms", default="0", help="comma-separated idle gaps between runs, ms (0: back to back)")
@@ -186,8 +223,8 @@ def main():
     models, batches = csv_list(a.models), csv_list(a.batches, int)
     modes, gaps = csv_list(a.modes), csv_list(a.gaps_ms, float)
     for mode in modes:
-        if mode not in ("eager", "graph"):
-            sys.exit(f"bench.py: unknown mode {mode!r}; want eager or graph")
+        if mode not in MODES:
+            sys.exit(f"bench.py: unknown mode {mode!r}; want some of {', '.join(MODES)}")
     if any(b < 1 for b in batches) or any(g < 0 for g in gaps):
         sys.exit("bench.py: batches must be >= 1 and gaps >= 0")
     power = a.power and device.type == "cuda" and shutil.which("nvidia-smi") is not None
@@ -200,7 +237,7 @@ def main():
     timer = "cuda-events" if device.type == "cuda" else "host-clock"
 
     fout = open(a.out, "w")
-    hdr = f"{'model':<20} {'b':>3} {'prec':<5} {'mode':<6} {'gap':>5} {'n':>6} {'p50 µs':>10} {'p99':>10} {'p99.99':>10} {'max':>10} {'p9999/p50':>9} {'W':>6}"
+    hdr = f"{'model':<20} {'b':>3} {'prec':<5} {'mode':<12} {'gap':>5} {'n':>6} {'p50 µs':>10} {'p99':>10} {'p99.99':>10} {'max':>10} {'p9999/p50':>9} {'W':>6}"
     print(hdr, flush=True)
     if power:
         # The idle GPU's draw, for the cost of keeping it busy between requests.
@@ -220,6 +257,20 @@ def main():
             print(f"{name}: cannot build: {e}", file=sys.stderr)
             fout.write(json.dumps({"model": name, "precision": a.precision, "error": f"cannot build: {e}"}) + "\n")
             continue
+        if a.load > 0:
+            with torch.no_grad():
+                runners, nbytes = load_runners(m, device)
+                for mode, fn in runners.items():
+                    base = {"model": name, "batch": 0, "precision": a.precision, "mode": mode, "gap_ms": 0.0,
+                            "device": dev_name, "torch": torch.__version__, "timer": timer, "bytes": nbytes}
+                    time_runs(fn, max(1, a.warmup // 4), 0, device)
+                    row = dict(base, **row_stats(time_runs(fn, a.load, 0, device)))
+                    row["gb_per_s"] = round(nbytes / (row["p50_us"] * 1e3), 2)
+                    fout.write(json.dumps(row) + "\n")
+                    print(f"{name:<20} {0:>3} {a.precision:<5} {mode:<12} {0:>5g} {row['n']:>6} {row['p50_us']:>10.1f} "
+                          f"{row['p99_us']:>10.1f} {row['p9999_us']:>10.1f} {row['max_us']:>10.1f} {row['p9999_over_p50']:>9.4f} "
+                          f"{nbytes / 2**20:.1f} MiB at {row['gb_per_s']} GB/s", flush=True)
+                del runners
         with torch.inference_mode():
             s = zoo.image_size(name)
             for b in batches:
@@ -236,7 +287,7 @@ def main():
                     except Exception as e:
                         for gap in gaps:
                             fout.write(json.dumps(dict(base, gap_ms=gap, error=str(e).split("\n")[0])) + "\n")
-                        print(f"{name:<20} {b:>3} {a.precision:<5} {mode:<6} error: {str(e).splitlines()[0] if str(e) else e!r}", flush=True)
+                        print(f"{name:<20} {b:>3} {a.precision:<5} {mode:<12} error: {str(e).splitlines()[0] if str(e) else e!r}", flush=True)
                         continue
                     for gap in gaps:
                         n = a.iters if gap == 0 or a.gap_iters == 0 else a.gap_iters
@@ -256,7 +307,7 @@ def main():
                         fout.write(json.dumps(row) + "\n")
                         fout.flush()
                         w = "-" if row["power_w"] is None else f"{row['power_w']:.0f}"
-                        print(f"{name:<20} {b:>3} {a.precision:<5} {mode:<6} {gap:>5g} {row['n']:>6} {row['p50_us']:>10.1f} "
+                        print(f"{name:<20} {b:>3} {a.precision:<5} {mode:<12} {gap:>5g} {row['n']:>6} {row['p50_us']:>10.1f} "
                               f"{row['p99_us']:>10.1f} {row['p9999_us']:>10.1f} {row['max_us']:>10.1f} {row['p9999_over_p50']:>9.4f} {w:>6}",
                               flush=True)
                     del fn

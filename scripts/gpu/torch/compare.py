@@ -12,6 +12,8 @@ torchvision names bench.py used). Prints Markdown:
   * exec time per model x batch at --gap (default 0: back to back): ours p50, PyTorch CUDA-graph
     p50, PyTorch eager p50 (ms), ours/graph and ours/eager, and p99.99/p50 of each; then the
     median of ours/graph and ours/eager over the rows that have both;
+  * LOAD per model where bench.py ran with --load or the profile has load_ns: ours, PyTorch as
+    one copy of all weight bytes and as one copy per tensor;
   * with --gaps, per model x batch x mode: p50 and p99.99/p50 at every gap, and power draw where
     bench.py sampled it.
 Needs only the Python standard library.
@@ -47,11 +49,13 @@ def load_rows(paths, precision):
 def load_profile(path):
     with open(path) as f:
         prof = json.load(f)
-    out = {}
+    out, loads = {}, {}
     for m in prof.get("models", []):
         for b in m.get("batches", []):
             out[(m["name"], b["batch"])] = b
-    return out, prof.get("device", "?")
+        if m.get("load_ns"):
+            loads[m["name"]] = (m["load_ns"], m.get("weights_bytes"))
+    return out, loads, prof.get("device", "?")
 
 
 def fmt(v, spec=".3f"):
@@ -73,11 +77,11 @@ def main():
     a = ap.parse_args()
     try:
         rows, idle = load_rows(a.results, a.precision)
-        prof, dev = load_profile(a.profile) if a.profile else ({}, None)
+        prof, ploads, dev = load_profile(a.profile) if a.profile else ({}, {}, None)
     except (OSError, ValueError, KeyError) as e:
         sys.exit(f"compare.py: cannot read the inputs: {e}")
     lines = []
-    keys = sorted({(m, b) for (m, b, _, g) in rows if g == a.gap} | set(prof))
+    keys = sorted({(m, b) for (m, b, mode, g) in rows if g == a.gap and not mode.startswith("load-")} | set(prof))
     lines.append(f"Exec time, {a.precision}, gap {a.gap:g} ms (ms; PyTorch from {', '.join(a.results)}"
                  + (f"; ours from {a.profile}, {dev}" if a.profile else "") + ")")
     lines.append("")
@@ -104,13 +108,28 @@ def main():
         lines.append(f"Median ours/graph over {len(r_graph)} rows: {fmt(statistics.median(r_graph) if r_graph else None)}; "
                      f"median ours/eager over {len(r_eager)} rows: {fmt(statistics.median(r_eager) if r_eager else None)}.")
         lines.append("")
+    load_models = sorted({m for (m, _, mode, _) in rows if mode.startswith("load-")} | (set(ploads) & {m for (m, _, _, _) in rows}))
+    if load_models:
+        lines.append("LOAD of the weights from pinned host memory (ms, p50; PyTorch: bench.py --load)")
+        lines.append("")
+        lines.append("| model | MiB | ours | PyTorch one copy | PyTorch per tensor | ours/one copy |")
+        lines.append("|---|---|---|---|---|---|")
+        for m in load_models:
+            fl, te = rows.get((m, 0, "load-flat", 0.0)), rows.get((m, 0, "load-tensors", 0.0))
+            o = ploads.get(m)
+            ours = o[0] / 1e6 if o else None
+            nb = (fl or te or {}).get("bytes") or (o[1] if o else None)
+            flp = fl["p50_us"] / 1e3 if fl else None
+            tep = te["p50_us"] / 1e3 if te else None
+            lines.append(f"| {m} | {fmt(nb and nb / 2**20, '.1f')} | {fmt(ours)} | {fmt(flp)} | {fmt(tep)} | {fmt(ratio(ours, flp))} |")
+        lines.append("")
     if a.gaps:
         gaps = sorted({g for (_, _, _, g) in rows})
         lines.append(f"PyTorch after idle gaps, {a.precision}: p50 ms / p99.99 over p50 [mean W] per gap (ms)")
         lines.append("")
         lines.append("| model | batch | mode | " + " | ".join(f"gap {g:g}" for g in gaps) + " |")
         lines.append("|---|---|---|" + "---|" * len(gaps))
-        for m, b, mode in sorted({(m, b, mode) for (m, b, mode, _) in rows}):
+        for m, b, mode in sorted({(m, b, mode) for (m, b, mode, _) in rows if not mode.startswith("load-")}):
             cells = []
             for g in gaps:
                 r = rows.get((m, b, mode, g))
