@@ -161,6 +161,8 @@ func TestTorchBenchScript(t *testing.T) {
 			Max                           float64  `json:"max_us"`
 			Power                         *float64 `json:"power_w"`
 			Bytes                         int64
+			TF32Matmul                    *bool `json:"tf32_matmul"`
+			TF32CuDNN                     *bool `json:"tf32_cudnn"`
 		}
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatalf("%q: %v", line, err)
@@ -177,7 +179,8 @@ func TestTorchBenchScript(t *testing.T) {
 				t.Errorf("load row: %s", line)
 			}
 		case "eager+io":
-			if r.Error != "" || r.N != 4 || r.Precision != "fp32" || r.P50 <= 0 || r.P50 > r.P99 || r.P99 > r.P9999 || r.P9999 > r.Max || r.Power != nil {
+			if r.Error != "" || r.N != 4 || r.Precision != "fp32" || r.P50 <= 0 || r.P50 > r.P99 || r.P99 > r.P9999 || r.P9999 > r.Max || r.Power != nil ||
+				r.TF32Matmul == nil || *r.TF32Matmul || r.TF32CuDNN == nil || *r.TF32CuDNN {
 				t.Errorf("eager row: %s", line)
 			}
 		default:

@@ -235,6 +235,9 @@ def main():
     dtype = torch.float16 if a.precision == "fp16" else torch.float32
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     timer = "cuda-events" if device.type == "cuda" else "host-clock"
+    # Read back, so each row shows what was in force (torch >= 2.9 warns that these flags will give
+    # way to fp32_precision; the brief and anchors-h100.md use them, and mixing the two APIs fails).
+    tf32_flags = {"tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32), "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32)}
 
     fout = open(a.out, "w")
     hdr = f"{'model':<20} {'b':>3} {'prec':<5} {'mode':<12} {'gap':>5} {'n':>6} {'p50 µs':>10} {'p99':>10} {'p99.99':>10} {'max':>10} {'p9999/p50':>9} {'W':>6}"
@@ -278,7 +281,7 @@ def main():
                 x = torch.randn(b, 3, s, s, generator=g).to(device=device, dtype=dtype)
                 for mode in modes:
                     base = {"model": name, "batch": b, "precision": a.precision, "mode": mode,
-                            "device": dev_name, "torch": torch.__version__, "timer": timer}
+                            "device": dev_name, "torch": torch.__version__, "timer": timer, **tf32_flags}
                     try:
                         for _ in range(a.warmup):
                             m(x)
