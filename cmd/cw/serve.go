@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	register(command{name: "serve", summary: "controller + sim workers (+ an optional workload) in one process", run: runServe})
+	register(command{name: "serve", summary: "controller + workers (sim, or one cpu/cuda worker) (+ an optional workload) in one process", run: runServe})
 }
 
 // parseInstances reads "model:copies,model:copies"; "all:k" is k copies of every profile model.
@@ -86,6 +86,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	synth := fs.Bool("synth", true, "workers synthesise inputs (no input bytes on the links, as the original's §6 experiments)")
 	ahead := fs.Duration("schedule-ahead", 0, "controller schedule-ahead (0: the scheduler's default)")
 	verbose := fs.Bool("v", false, "log lifecycle events to stderr")
+	var be backendFlags
+	be.register(fs)
+	root := fs.String("model-root", "", "with -backend cpu or cuda: the directory holding the -models ONNX files (then -models is path:copies,...)")
+	batches := fs.String("batches", "1,2,4,8,16", "with -backend cpu or cuda: batch sizes the models are compiled at")
 	w.register(fs, "none (serve until interrupted), poisson, closed, bursty, sweep, ramp, azure")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -97,7 +101,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("cannot load -profile: %w", err)
 		}
 	}
-	inst, err := parseInstances(*models, prof)
+	var inst []e2e.Instance
+	var err error
+	if be.name == "sim" {
+		inst, err = parseInstances(*models, prof)
+	} else {
+		inst, err = parseFileInstances(*models)
+	}
 	if err != nil {
 		return err
 	}
@@ -136,8 +146,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
 	start := time.Now()
-	cl, err := e2e.Start(ctx, e2e.ClusterConfig{Workers: *workers, GPUsPerWorker: *gpus, Profile: prof, Instances: inst,
-		GPUMemBytes: *gpuMem << 20, SimNoise: *noise, SpinNs: int64(*spin), Controller: ccfg, Logger: logger})
+	var cl servingCluster
+	if be.name == "sim" {
+		cl, err = e2e.Start(ctx, e2e.ClusterConfig{Workers: *workers, GPUsPerWorker: *gpus, Profile: prof, Instances: inst,
+			GPUMemBytes: *gpuMem << 20, SimNoise: *noise, SpinNs: int64(*spin), Controller: ccfg, Logger: logger})
+	} else {
+		var bs []int
+		if bs, err = parseBatches(*batches); err == nil && *workers != 1 {
+			err = fmt.Errorf("-workers %d: -backend %s runs one worker driving -gpus devices", *workers, be.name)
+		}
+		if err == nil {
+			cl, err = startCompiled(ctx, &be, *root, *gpus, bs, inst, ccfg, logger)
+		}
+	}
 	if err != nil {
 		return err
 	}

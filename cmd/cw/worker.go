@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,7 +16,7 @@ import (
 )
 
 func init() {
-	register(command{name: "worker", summary: "run a worker: executes a controller's actions on this machine's GPUs (sim backend)", run: runWorker})
+	register(command{name: "worker", summary: "run a worker: executes a controller's actions on this machine's GPUs (sim, cpu or cuda backend)", run: runWorker})
 }
 
 // parseCPUs parses "0,2,4-7".
@@ -43,11 +44,26 @@ func parseCPUs(s string) ([]int, error) {
 	return out, nil
 }
 
+// parseBatches parses "1,2,4,8".
+func parseBatches(s string) ([]int, error) {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		b, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil || b < 1 || b > 65535 || (len(out) > 0 && b <= out[len(out)-1]) {
+			return nil, fmt.Errorf("-batches %q: want increasing sizes in 1..65535, e.g. 1,2,4,8,16", s)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
 func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("worker", "worker [flags]", stderr)
 	addr := fs.String("addr", worker.DefaultAddr, "TCP address to listen on for the controller (\":0\" picks a free port and prints it)")
-	backend := fs.String("backend", "sim", "device backend; only \"sim\" can register models today (cuda needs runtime/model)")
-	gpus := fs.Int("gpus", 1, "emulated GPUs (sim), 1 to 64 (the wire's limit per worker)")
+	var be backendFlags
+	be.register(fs)
+	gpus := fs.Int("gpus", 1, "GPUs: emulated (sim) or cpu devices, 1 to 64 (the wire's limit per worker); cuda: the first N GPUs, 0 all visible")
+	batches := fs.String("batches", "1,2,4,8,16", "batch sizes ONNX models are compiled at (cpu, cuda), increasing")
 	profile := fs.String("profile", "", "sim profile JSON (cw tools profile writes one); empty: the embedded Clockwork V100 zoo")
 	noise := fs.Float64("sim-noise", 0, "sim exec-time spread towards the profile's p99/p99.99 (0: always p50; 1: the profile's spread)")
 	seed := fs.Uint64("sim-seed", 1, "sim random seed: the same seed gives the same exec times")
@@ -68,17 +84,35 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *backend != "sim" {
-		return fmt.Errorf("-backend %q: only sim is wired into the worker today; run with -backend sim", *backend)
-	}
 	cfg := worker.Config{Addr: *addr, SimGPUs: *gpus, SimNoise: *noise, SimSeed: *seed, PageBytes: *pageMiB << 20, RegionBytes: *regionMiB << 20,
 		IOBytes: *ioMiB << 20, IOSlotBytes: *slotMiB << 20, WorkspaceBytes: *wsMiB << 20, HostIOBytes: *hostMiB << 20,
 		FIFO: *fifo, FIFOPriority: *prio, SpinNs: int64(*spin), InputLeadNs: int64(*lead),
 		Logger: slog.New(slog.NewTextHandler(stderr, nil))}
-	if *gpus < 1 || *gpus > 64 {
-		return fmt.Errorf("-gpus %d outside 1..64", *gpus)
+	if *gpus < 0 || *gpus > 64 || (*gpus == 0 && be.name != "cuda") {
+		return fmt.Errorf("-gpus %d outside 1..64 (0, all GPUs, only with -backend cuda)", *gpus)
+	}
+	if be.name == "cpu" {
+		// The cpu backend's region is Go heap: unless set, take 1 GiB per device with smaller
+		// arenas than a GPU's.
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for _, d := range []struct {
+			name string
+			v    *int64
+			mib  int64
+		}{{"region-mib", &cfg.RegionBytes, 1024}, {"io-mib", &cfg.IOBytes, 64}, {"workspace-mib", &cfg.WorkspaceBytes, 256}, {"io-slot-mib", &cfg.IOSlotBytes, 8}} {
+			if !set[d.name] {
+				*d.v = d.mib << 20
+			}
+		}
+	}
+	if err := be.apply(&cfg, *gpus); err != nil {
+		return err
 	}
 	var err error
+	if cfg.Batches, err = parseBatches(*batches); err != nil {
+		return err
+	}
 	if cfg.CPUs, err = parseCPUs(*cpus); err != nil {
 		return err
 	}
@@ -111,6 +145,6 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "worker listening on %s (%d sim GPUs)\n", w.Addr(), *gpus)
+	fmt.Fprintf(stdout, "worker listening on %s (%d %s GPUs)\n", w.Addr(), len(w.Hello().GPUs), be.name)
 	return w.Run(ctx)
 }

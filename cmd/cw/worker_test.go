@@ -49,7 +49,13 @@ func TestWorkerCommand(t *testing.T) {
 	if !strings.Contains(out.String(), "worker listening on 127.0.0.1:") {
 		t.Fatalf("stdout %q", out.String())
 	}
-	if code := runMain(context.Background(), []string{"worker", "-backend", "cuda"}, &out, &errb); code == 0 {
-		t.Fatal("-backend cuda accepted")
+	// Without a GPU (CI), -backend cuda fails naming why; on a GPU host it would serve.
+	var e2 syncBuffer
+	cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer ccancel()
+	if code := runMain(cctx, []string{"worker", "-backend", "cuda", "-addr", "127.0.0.1:0"}, &out, &e2); code == 0 {
+		t.Skip("a GPU is present: -backend cuda serves")
+	} else if !strings.Contains(e2.String(), "not supported") {
+		t.Fatalf("-backend cuda without a GPU: %s", e2.String())
 	}
 }
