@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -30,8 +31,13 @@ const traceHeader = "arrival_ns\tinstance\tarch\tslo_ns\n"
 // name architectures the sim profile does not have (the torchvision zoo); "all:k" still expands
 // over prof's models. For specs that parseInstances accepts it returns the same instances in the
 // same order (a test checks it), so a trace lines up with what cw serve registers.
+//
+// An entry that is an ONNX path (ends in .onnx, as `cw serve -backend cuda -models` takes them)
+// names its instances after the file, or after its directory when the file is model.onnx (the
+// zoo's DIR/resnet50/model.onnx gives resnet50.0000, ...), and that name is the architecture.
 func traceInstances(spec string, prof *sim.Profile) ([]e2e.Instance, error) {
 	var out []e2e.Instance
+	seenPath := map[string]bool{}
 	for _, part := range strings.Split(spec, ",") {
 		name, cnt, ok := strings.Cut(strings.TrimSpace(part), ":")
 		n := 1
@@ -45,6 +51,21 @@ func traceInstances(spec string, prof *sim.Profile) ([]e2e.Instance, error) {
 			for _, m := range prof.Models {
 				out = append(out, e2e.Instances(n, m.ModelName)...)
 			}
+			continue
+		}
+		if strings.HasSuffix(name, ".onnx") {
+			if seenPath[name] {
+				return nil, fmt.Errorf("-models entry %q: %s named twice; give each ONNX file once with its copies", part, name)
+			}
+			seenPath[name] = true
+			arch := strings.TrimSuffix(filepath.Base(name), ".onnx")
+			if arch == "model" && filepath.Dir(name) != "." {
+				arch = filepath.Base(filepath.Dir(name))
+			}
+			if !validArch(arch) {
+				return nil, fmt.Errorf("-models entry %q: the model name %q taken from the path is not letters, digits, '_', '-' and '.'", part, arch)
+			}
+			out = append(out, e2e.Instances(n, arch)...)
 			continue
 		}
 		if !validArch(name) {
@@ -70,7 +91,7 @@ func validArch(s string) bool {
 func runToolsTrace(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("tools trace", "tools trace -workload KIND [workload flags] -models SPEC -out FILE", stderr)
 	w := &workloadFlags{kind: "poisson"}
-	models := fs.String("models", "resnet50_v2:4", "model instances as in cw serve: arch:copies,...; instance k of arch is named arch.%04d; any architecture name is accepted (torchvision names for the PyTorch baseline), all:k is k copies of every -profile model")
+	models := fs.String("models", "resnet50_v2:4", "model instances as in cw serve: arch:copies,... or (as cw serve -backend cuda) path/to/NAME/model.onnx:copies,...; instance k is named NAME.%04d; any architecture name is accepted (torchvision names for the PyTorch baseline), all:k is k copies of every -profile model")
 	profile := fs.String("profile", "", "sim profile JSON whose models all:k expands to (as cw serve -profile); empty: the embedded Clockwork V100 zoo")
 	maxInst := fs.Int("instances", 0, "keep only this many instances, taken copy by copy across the models (as cw serve -instances); 0: all")
 	w.register(fs, "poisson, bursty, sweep, ramp, azure (open-loop workloads only: closed has no fixed arrivals)")

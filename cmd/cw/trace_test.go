@@ -87,7 +87,17 @@ func TestTraceInstancesMatchServe(t *testing.T) {
 	if _, err := traceInstances("resnet50:2", prof); err != nil {
 		t.Errorf("torchvision name refused: %v", err)
 	}
-	for _, bad := range []string{"resnet50:0", "resnet50:x", "res net:1", ":3", "a/b:1"} {
+	// ONNX paths, as cw serve -backend cuda takes them: named after the file or its directory.
+	got, err := traceInstances("zoo/resnet50/model.onnx:2,vgg16/model.onnx,tiny.onnx:1", prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []e2e.Instance{{Name: "resnet50.0000", Base: "resnet50"}, {Name: "resnet50.0001", Base: "resnet50"},
+		{Name: "vgg16.0000", Base: "vgg16"}, {Name: "tiny.0000", Base: "tiny"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("ONNX paths: %v; want %v", got, want)
+	}
+	for _, bad := range []string{"resnet50:0", "resnet50:x", "res net:1", ":3", "a/b:1", "a/model.onnx,a/model.onnx:2", "a b/model.onnx"} {
 		if _, err := traceInstances(bad, prof); err == nil || !strings.Contains(err.Error(), "-models entry") {
 			t.Errorf("%q: error %v", bad, err)
 		}
