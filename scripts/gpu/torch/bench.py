@@ -122,8 +122,15 @@ def make_runner(m, x, mode, device):
                 m(x)
         torch.cuda.current_stream().wait_stream(s)
         g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            y = m(x)
+        try:
+            with torch.cuda.graph(g):
+                y = m(x)
+        except RuntimeError as e:  # capture under inference_mode refused: capture under no_grad
+            print(f"graph capture under inference_mode failed ({str(e).splitlines()[0]}); capturing under no_grad", file=sys.stderr)
+            torch.cuda.synchronize()
+            g = torch.cuda.CUDAGraph()
+            with torch.inference_mode(False), torch.no_grad(), torch.cuda.graph(g):
+                y = m(x)
         torch.cuda.synchronize()
 
         def run():
