@@ -67,11 +67,19 @@ func BenchmarkLateness(b *testing.B) {
 // over one controller connection ("tiny": 8-byte input and output, 1 µs exec), with up to 4096
 // actions outstanding, and heap allocations per action in the whole process (worker and the
 // benchmark's controller together).
+//
+// Sub-benchmarks: executors on locked OS threads with precise waits (spin 50 µs, the default),
+// and sleep-only executors, which run as plain goroutines (Worker.lockThreads).
 func BenchmarkActions16GPUs(b *testing.B) {
+	b.Run("locked-spin50us", func(b *testing.B) { benchActions16(b, sim.DefaultSpinNs) })
+	b.Run("unlocked-sleep", func(b *testing.B) { benchActions16(b, 0) })
+}
+
+func benchActions16(b *testing.B, spin int64) {
 	cfg := testConfig(16)
 	cfg.IOSlotBytes = 4 << 10
 	cfg.HostIOBytes = 64 << 20 // 16384 4-KiB buffers: more than the 4096 outstanding
-	cfg.SpinNs = sim.DefaultSpinNs
+	cfg.SpinNs = spin
 	w := startWorker(b, cfg)
 	k := dial(b, w)
 	k.register(2, "tiny")

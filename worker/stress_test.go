@@ -120,6 +120,14 @@ func TestInferAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(300, run); n != 0 {
 		t.Fatalf("%v allocations per INFER", n)
 	}
+	// Synthesised input, no output: no payload either way, no host buffer.
+	m.Flags, in = wire.InferSynthInput|wire.InferNoOutput, nil
+	for range 50 {
+		run()
+	}
+	if n := testing.AllocsPerRun(300, run); n != 0 {
+		t.Fatalf("%v allocations per synthesised INFER", n)
+	}
 }
 
 // FuzzActions throws arbitrary action streams (valid frames, arbitrary fields) and then raw
