@@ -8,9 +8,10 @@
 //
 // # Concurrency
 //
-// Per GPU four executor goroutines, each locked to an OS thread and optionally pinned to a CPU
-// (sched_setaffinity) and run under SCHED_FIFO behind a guard: weights (LOAD/UNLOAD), input,
-// exec, output. Per connection a reader goroutine (decodes, validates, reads inputs into host
+// Per GPU four executor goroutines: weights (LOAD/UNLOAD), input, exec, output. Each is locked
+// to an OS thread when something is set per thread: a CPU (sched_setaffinity), SCHED_FIFO
+// behind a guard, or the timer slack of precise waits (SpinNs > 0); sleep-only executors stay
+// plain goroutines (see Worker.lockThreads). Per connection a reader goroutine (decodes, validates, reads inputs into host
 // buffers, queues) and the wire writer goroutine. Results are sent by whichever goroutine
 // finishes an action. Telemetry is a lock-free ring; a TSV writer drains it on its own goroutine.
 //

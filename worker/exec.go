@@ -68,8 +68,8 @@ func (a *action) reset() {
 	*a = action{slot: -1}
 }
 
-// executor is one lane of one GPU: a goroutine locked to an OS thread that takes actions in
-// eligible-time order. See Worker for the design.
+// executor is one lane of one GPU: a goroutine (locked to an OS thread unless sleep-only) that
+// takes actions in eligible-time order. See Worker for the design.
 type executor struct {
 	w    *Worker
 	gpu  int
