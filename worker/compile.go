@@ -73,9 +73,12 @@ func compileKey(real string, upload []byte, batches []int) string {
 
 // compile builds and prepares an ONNX model (from the file real, or uploaded bytes) on every
 // GPU, or returns the one compiled from the same file before. Control path: allocates, may take
-// seconds (Build, Prepare). Reader goroutine of the registering link.
+// seconds (Build, Prepare); one compile at a time (compMu), so N instances registered at once
+// compile their file once. Registration goroutines.
 func (w *Worker) compile(name, real string, upload []byte) (*compiled, error) {
 	key := compileKey(real, upload, w.cfg.Batches)
+	w.compMu.Lock()
+	defer w.compMu.Unlock()
 	w.modelsMu.RLock()
 	c := w.compiled[key]
 	w.modelsMu.RUnlock()
@@ -137,12 +140,8 @@ func (w *Worker) compile(name, real string, upload []byte) (*compiled, error) {
 		return c, nil
 	}
 	w.modelsMu.Lock()
-	defer w.modelsMu.Unlock()
-	if old := w.compiled[key]; old != nil { // compiled meanwhile by another link
-		c.close()
-		return old, nil
-	}
 	w.compiled[key] = c
+	w.modelsMu.Unlock()
 	return c, nil
 }
 

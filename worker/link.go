@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -296,17 +297,31 @@ func (l *link) onLoadModel(h *wire.Header) error {
 	if derr := l.conn.Discard(); derr != nil {
 		return derr
 	}
-	var m *model
-	if err == nil {
-		m, err = w.register(&l.lm, upload)
-	}
 	if err != nil {
 		info.Status, info.Reason = asRegisterBytes(err)
 		info.Model = wire.ModelDesc{ModelID: l.lm.ModelID, Name: l.lm.Name}
-	} else {
-		info.Model = m.desc(w)
+		return l.conn.Send(info, nil)
 	}
-	return l.conn.Send(info, nil)
+	// Registration reads files, builds and prepares (seconds for a large ONNX model): off the
+	// reader, so the link's actions keep flowing. The answer goes out when it is done; the
+	// controller uses a model only after its ModelInfo.
+	lm := l.lm
+	lm.Name, lm.Path = slices.Clone(l.lm.Name), slices.Clone(l.lm.Path)
+	w.regs.Add(1)
+	go func() {
+		defer w.regs.Done()
+		m, err := w.register(&lm, upload)
+		if err != nil {
+			info.Status, info.Reason = asRegisterBytes(err)
+			info.Model = wire.ModelDesc{ModelID: lm.ModelID, Name: lm.Name}
+		} else {
+			info.Model = m.desc(w)
+		}
+		if !l.dead.Load() {
+			_ = l.conn.Send(info, nil)
+		}
+	}()
+	return nil
 }
 
 // maxUpload bounds an uploaded model (a sim profile entry here).

@@ -89,6 +89,8 @@ type Worker struct {
 	linksMu  sync.Mutex
 	links    map[*link]bool
 	threads  sync.WaitGroup
+	regs     sync.WaitGroup // registrations in progress (their own goroutines)
+	compMu   sync.Mutex     // one compile at a time: instances of a file wait for the first
 	closeErr error
 	closed   sync.Once
 }
@@ -284,6 +286,7 @@ func (w *Worker) Close() error {
 	w.closed.Do(func() {
 		w.stopping.Store(true)
 		_ = w.ln.Close()
+		w.regs.Wait() // a registration may be preparing on the devices
 		w.stopThreads()
 		w.host.close() // before the devices: pinned buffers unregister from them
 		for _, b := range [][]byte{w.weightsBuf, w.synthBuf} {
