@@ -44,7 +44,11 @@ func directRun(t *testing.T, path string, pageBytes int64, input []byte) []byte 
 		pl := l.Placements[i]
 		w.AppendBytes(weights[int64(pl.Page)*l.PageSize+pl.Offset:][:0])
 	}
-	devs, err := (&cpu.Backend{}).Open(1 << 20)
+	var wsBytes int64
+	for _, p := range built.Plans {
+		wsBytes = max(wsBytes, p.WorkspaceBytes)
+	}
+	devs, err := (&cpu.Backend{}).Open(int64(len(weights)+2*len(input)) + wsBytes + 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +98,65 @@ func cpuWorkerConfig(root string) worker.Config {
 		HostIOBytes: 4 << 20, Batches: []int{1, 2, 4, 8}}
 }
 
+// serveCPU starts a cpu worker (cfg) and a controller registering models (name → path under
+// cfg.ModelRoot), waits until the controller lists them all, and returns a client. Everything
+// stops when the test ends.
+func serveCPU(t *testing.T, cfg worker.Config, execNs int64, models ...controller.ModelSource) (*client.Client, *worker.Worker) {
+	t.Helper()
+	w, err := worker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = w.Run(ctx) }()
+	ccfg := controller.DefaultConfig()
+	ccfg.Listen = "127.0.0.1:0"
+	ccfg.Workers = []string{w.Addr().String()}
+	ccfg.Models = models
+	ccfg.Profile = func(name string, desc *wire.ModelDesc) ([]int64, int64, bool) {
+		exec := make([]int64, len(desc.Batches))
+		for i, b := range desc.Batches {
+			exec[i] = execNs * int64(b)
+		}
+		return exec, 1e6, true
+	}
+	ctl, err := controller.New(ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = ctl.Run(ctx) }()
+	select {
+	case <-ctl.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("controller not ready")
+	}
+	c, err := client.Dial(ctx, client.Config{Addr: ctl.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	// Ready means listening; the models register on the worker after that.
+	tk := time.NewTicker(5 * time.Millisecond)
+	defer tk.Stop()
+	for deadline := time.Now().Add(60 * time.Second); ; <-tk.C {
+		ms, err := c.ListModels(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) == len(models) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d models registered after 60 s", len(ms), len(models))
+		}
+	}
+	return c, w
+}
+
 // TestCPUBackendEndToEnd serves a Go-written ONNX model through a real controller and a cpu
 // worker over loopback: registration from a path under the model root (model.Load → Build →
 // cpu.FromModel, weights laid out in 4 KiB pages with a 3-page run), LOAD copying the pages,
@@ -105,58 +168,8 @@ func TestCPUBackendEndToEnd(t *testing.T) {
 	if err := os.WriteFile(path, worker.TinyONNX(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.New(cpuWorkerConfig(root))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = w.Run(ctx) }()
-	cfg := controller.DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Workers = []string{w.Addr().String()}
-	cfg.Models = []controller.ModelSource{{Name: "tiny", Path: "tiny.onnx"}, {Name: "tiny-b", Path: "tiny.onnx"}}
-	cfg.Profile = func(name string, desc *wire.ModelDesc) ([]int64, int64, bool) {
-		exec := make([]int64, len(desc.Batches))
-		for i := range exec {
-			exec[i] = 20e6 // generous: the cpu backend on a shared 2-core machine
-		}
-		return exec, 1e6, true
-	}
-	ctl, err := controller.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { defer wg.Done(); _ = ctl.Run(ctx) }()
-	defer wg.Wait()
-	defer cancel()
-	select {
-	case <-ctl.Ready():
-	case <-time.After(30 * time.Second):
-		t.Fatal("controller not ready")
-	}
-	c, err := client.Dial(ctx, client.Config{Addr: ctl.Addr().String()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	// Ready means listening; the models register on the worker after that.
-	tk := time.NewTicker(5 * time.Millisecond)
-	defer tk.Stop()
-	for deadline := time.Now().Add(30 * time.Second); ; <-tk.C {
-		ms, err := c.ListModels(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ms) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of 2 models registered after 30 s", len(ms))
-		}
-	}
+	c, w := serveCPU(t, cpuWorkerConfig(root), 20e6, controller.ModelSource{Name: "tiny", Path: "tiny.onnx"}, controller.ModelSource{Name: "tiny-b", Path: "tiny.onnx"})
+	ctx := t.Context()
 	const n = 24
 	var mu sync.Mutex
 	outs := make([][]byte, n)
@@ -198,4 +211,57 @@ func TestCPUBackendEndToEnd(t *testing.T) {
 func recordsOf(w *worker.Worker) []worker.Record {
 	recs, _ := w.Telemetry().Since(nil, 0)
 	return recs
+}
+
+// TestZooThroughWorker (MODEL_ZOO, as runtime/model's zoo tests: `cw tools zoo -out DIR -models
+// squeezenet1_1,resnet18`): torchvision exports served by controller + cpu worker in 1 MiB pages
+// (resnet18 has tensors over a page: runs); each image's output equals a direct runtime/cpu run
+// bit for bit and PyTorch's within 1e-4 of the output scale.
+func TestZooThroughWorker(t *testing.T) {
+	dir := os.Getenv("MODEL_ZOO")
+	if dir == "" {
+		t.Skip("MODEL_ZOO not set; run `cw tools zoo -out DIR -models squeezenet1_1,resnet18` and set MODEL_ZOO=DIR")
+	}
+	for _, name := range []string{"squeezenet1_1", "resnet18"} {
+		t.Run(name, func(t *testing.T) { zooThroughWorker(t, dir, name) })
+	}
+}
+
+func zooThroughWorker(t *testing.T, dir, name string) {
+	zoo := filepath.Join(dir, name)
+	path := filepath.Join(zoo, "model.onnx")
+	in, err1 := os.ReadFile(filepath.Join(zoo, "input.f32"))
+	ref, err2 := os.ReadFile(filepath.Join(zoo, "output.f32"))
+	if _, err := os.Stat(path); err != nil || err1 != nil || err2 != nil {
+		t.Skipf("%s: model, input.f32 and output.f32 needed: %v %v %v", zoo, err, err1, err2)
+	}
+	const img, out = 3 * 224 * 224 * 4, 1000 * 4
+	n := len(in) / img
+	if n == 0 || len(in) != n*img || len(ref) != n*out {
+		t.Fatalf("input %d and output %d bytes are not %d images", len(in), len(ref), n)
+	}
+	cfg := cpuWorkerConfig(dir)
+	cfg.PageBytes, cfg.RegionBytes, cfg.IOBytes, cfg.IOSlotBytes, cfg.WorkspaceBytes, cfg.HostIOBytes = 1<<20, 256<<20, 32<<20, 4<<20, 128<<20, 64<<20
+	cfg.Batches = []int{1, 2}
+	c, _ := serveCPU(t, cfg, 1e9, controller.ModelSource{Name: name, Path: path})
+	for i := range n {
+		x := in[i*img : (i+1)*img]
+		r, err := c.Infer(t.Context(), name, x, client.InferOptions{SLO: 60 * time.Second})
+		if err != nil {
+			t.Fatalf("image %d: %v", i, err)
+		}
+		if want := directRun(t, path, 1<<20, x); !bytes.Equal(r.Output, want) {
+			t.Fatalf("image %d: output differs from a direct runtime/cpu run", i)
+		}
+		var maxErr, scale float64
+		for k := 0; k < out; k += 4 {
+			got := float64(math.Float32frombits(binary.LittleEndian.Uint32(r.Output[k:])))
+			want := float64(math.Float32frombits(binary.LittleEndian.Uint32(ref[i*out+k:])))
+			maxErr, scale = max(maxErr, math.Abs(got-want)), max(scale, math.Abs(want))
+		}
+		t.Logf("image %d: bit-equal to runtime/cpu; vs PyTorch max abs error %.3g, output scale %.3g", i, maxErr, scale)
+		if maxErr > 1e-4*scale {
+			t.Errorf("image %d: max abs error %.3g vs PyTorch > 1e-4 of %.3g", i, maxErr, scale)
+		}
+	}
 }
