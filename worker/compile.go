@@ -246,5 +246,18 @@ func (w *Worker) registerCompiled(lm *wire.LoadModel, real string, upload []byte
 		m.npages, m.weights = l.Pages, int64(l.Pages)*l.PageSize
 	}
 	slices.Sort(m.batches)
+	maxB := m.batches[len(m.batches)-1]
+	switch io := m.inputBytes(maxB) + m.outputBytes(maxB); {
+	case io > w.cfg.IOSlotBytes:
+		err = refuse(wire.StatusNoMemory, "model %q at batch %d needs %d IO bytes; the IO slot is %d (raise -io-slot-mib or lower -batches)", name, maxB, io, w.cfg.IOSlotBytes)
+	case m.workspace > w.cfg.WorkspaceBytes:
+		err = refuse(wire.StatusNoMemory, "model %q needs a %d-byte workspace; the arena is %d (raise -workspace-mib or lower -batches)", name, m.workspace, w.cfg.WorkspaceBytes)
+	case m.npages > w.gpus[0].mem.total:
+		err = refuse(wire.StatusNoMemory, "model %q needs %d pages; a GPU has %d", name, m.npages, w.gpus[0].mem.total)
+	}
+	if err != nil {
+		hw.free()
+		return nil, err
+	}
 	return m, nil
 }

@@ -57,9 +57,12 @@ func (w *Worker) ServeConn(ctx context.Context, nc net.Conn) error {
 	w.cfg.Logger.Info("controller connected", "remote", nc.RemoteAddr().String(), "role", peer.Role.String(), "agent", string(peer.Agent))
 	writeDone := make(chan error, 1)
 	go func() { writeDone <- conn.WriteLoop() }()
-	stop := context.AfterFunc(ctx, w.shutdown)
+	w.bg.Add(1) // Close waits for a shutdown started by ctx
+	stop := context.AfterFunc(ctx, func() { defer w.bg.Done(); w.shutdown() })
 	err = l.readLoop()
-	stop()
+	if stop() {
+		w.bg.Done()
+	}
 	l.dead.Store(true)
 	n := w.cancelLink(l)
 	conn.Abort()

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,6 +126,16 @@ func TestCompiledInstances(t *testing.T) {
 		if st := reg(c.id, c.name, "", c.upload); st != c.want {
 			t.Errorf("register %q: %s (%s), want %s", c.name, st, k.info.Reason, c.want)
 		}
+	}
+	// Too large for this worker's IO slot / workspace: refused at registration.
+	small := cpuConfig(root)
+	small.IOSlotBytes = 4096
+	ws := startWorker(t, small)
+	ks := dial(t, ws)
+	ks.send(&wire.LoadModel{RequestID: 1, ModelID: 1, Source: wire.SourcePath, Name: []byte("a"), Path: []byte("tiny.onnx")}, nil)
+	ks.mustRecv(wire.TypeModelInfo)
+	if ks.info.Status != wire.StatusNoMemory || !strings.Contains(string(ks.info.Reason), "IO slot") {
+		t.Errorf("model over the IO slot: %s", &ks.info)
 	}
 	a, b, up := w.lookup(1), w.lookup(2), w.lookup(4)
 	w.modelsMu.RLock()

@@ -90,6 +90,7 @@ type Worker struct {
 	links    map[*link]bool
 	threads  sync.WaitGroup
 	regs     sync.WaitGroup // registrations in progress (their own goroutines)
+	bg       sync.WaitGroup // shutdowns started by a link's context
 	compMu   sync.Mutex     // one compile at a time: instances of a file wait for the first
 	closeErr error
 	closed   sync.Once
@@ -287,6 +288,7 @@ func (w *Worker) Close() error {
 		w.stopping.Store(true)
 		_ = w.ln.Close()
 		w.regs.Wait() // a registration may be preparing on the devices
+		w.bg.Wait()   // a shutdown draining the executors (bounded by shutdownWait)
 		w.stopThreads()
 		w.host.close() // before the devices: pinned buffers unregister from them
 		for _, b := range [][]byte{w.weightsBuf, w.synthBuf} {

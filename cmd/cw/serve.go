@@ -163,8 +163,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer cl.Close()
-	fmt.Fprintf(stderr, "serving %d model instances on %d workers × %d emulated GPUs at %s (ready in %.1fs)\n",
-		len(inst), *workers, *gpus, cl.Addr(), time.Since(start).Seconds())
+	fmt.Fprintf(stderr, "serving %d model instances on %d workers × %d %s GPUs at %s (ready in %.1fs)\n",
+		len(inst), *workers, *gpus, be.name, cl.Addr(), time.Since(start).Seconds())
 	if w.kind == "none" {
 		<-ctx.Done()
 		return cl.Close()
