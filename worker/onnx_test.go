@@ -180,3 +180,38 @@ func residentPtrs(g *gpu, m *model) []device.Ptr {
 	defer g.mu.Unlock()
 	return m.state[g.idx].ptrs
 }
+
+// TestCompiledInferAllocs: an INFER of an ONNX model on the cpu backend (input from the socket,
+// LOADed pages, output back) allocates nothing in steady state, like a sim INFER.
+func TestCompiledInferAllocs(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "tiny.onnx"), tinyONNX(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := startWorker(t, cpuConfig(root))
+	k := dial(t, w)
+	k.send(&wire.LoadModel{RequestID: 1, ModelID: 1, Source: wire.SourcePath, Name: []byte("tiny"), Path: []byte("tiny.onnx")}, nil)
+	k.mustRecv(wire.TypeModelInfo)
+	if st := k.load(1, 0); st != wire.StatusOK {
+		t.Fatal(st)
+	}
+	in := make([]byte, 4*768)
+	m := &wire.Infer{Batch: 4}
+	run := func() {
+		k.id++
+		now := UnixMonoClock()
+		m.Window = wire.Window{ActionID: k.id, ModelID: 1, EarliestNs: now, LatestNs: now + int64(time.Minute)}
+		if err := k.c.Send(m, in); err != nil {
+			t.Fatal(err)
+		}
+		if typ, err := k.recv(); err != nil || typ != wire.TypeResult || k.res.Status != wire.StatusOK || len(k.out) != 160 {
+			t.Fatalf("%v %v %s", typ, err, &k.res)
+		}
+	}
+	for range 100 {
+		run()
+	}
+	if n := testing.AllocsPerRun(200, run); n != 0 {
+		t.Fatalf("%v allocations per INFER", n)
+	}
+}
