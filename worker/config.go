@@ -60,6 +60,11 @@ type Config struct {
 	IOSlotBytes int64
 	// HostIOBytes bounds the host buffers inputs are read into and outputs copied to.
 	HostIOBytes int64
+	// HostIOWarm carves one host buffer per batch size at registration, so the first INFER
+	// of each size does not map, lock and pre-fault memory on the reader (~1 ms per 4 MiB).
+	// Off, buffers are carved on first use: what in-process clusters of many workers with
+	// synthesised inputs want (they need none; warming the V100 zoo costs ~90 MiB per worker).
+	HostIOWarm bool
 	// ModelRoot is the directory LoadModel paths must lie under; "" refuses every path.
 	ModelRoot string
 	// CPUs are the CPUs executor threads are pinned to, round-robin (sched_setaffinity); empty:

@@ -90,8 +90,8 @@ func (m *gpuMem) slotPtr(s int32) device.Ptr { return m.ioBase + device.Ptr(int6
 //
 // Carving a buffer maps, locks and pre-faults it (the kernel zeroes every page: ~1 ms per
 // 4 MiB here), so it must stay off the steady-state action path: INFERs that carry no bytes
-// (synthesised input, no output) take no buffer at all, and registration carves one buffer per
-// batch size in advance (warm).
+// (synthesised input, no output) take no buffer at all, and with Config.HostIOWarm registration
+// carves one buffer per batch size in advance (warm).
 //
 // Inputs are read from the socket straight into these buffers (one copy: kernel → buffer), and
 // the device copies from them. On cuda they must also be registered with the driver

@@ -86,3 +86,28 @@ func TestSynthInferTakesNoHostBuffer(t *testing.T) {
 		t.Fatalf("synthesised INFER with output: %s, %d output bytes", r, len(k.out))
 	}
 }
+
+// TestHostIOWarm: with HostIOWarm, registration carves one buffer per size class its batch
+// sizes need ("fast" and "big": 80 to 320 bytes, all in the one 4 KiB class, so one buffer);
+// without it, none until the first INFER.
+func TestHostIOWarm(t *testing.T) {
+	for _, warm := range []bool{false, true} {
+		cfg := testConfig(1)
+		cfg.HostIOWarm = warm
+		w := startWorker(t, cfg)
+		k := dial(t, w)
+		k.register(1, "fast")
+		k.register(5, "big")
+		_, _, carves, _ := w.host.stats()
+		if want := map[bool]int{false: 0, true: 1}[warm]; carves != want {
+			t.Errorf("HostIOWarm %v: %d buffers carved at registration, want %d", warm, carves, want)
+		}
+		k.load(1, 0)
+		if r := k.infer(1, 0, 4, make([]byte, 4*64)); r.Status != wire.StatusOK {
+			t.Fatal(r)
+		}
+		if _, _, carves, _ = w.host.stats(); carves != 1 {
+			t.Errorf("HostIOWarm %v: %d buffers after an INFER, want 1", warm, carves)
+		}
+	}
+}

@@ -326,7 +326,9 @@ func (w *Worker) add(m *model, err error) (*model, error) {
 	}
 	// Carve each batch size's host buffer now, not on the first INFER's reader.
 	for _, b := range m.batches {
-		w.host.warm(int(m.inputBytes(b) + m.outputBytes(b)))
+		if w.cfg.HostIOWarm {
+			w.host.warm(int(m.inputBytes(b) + m.outputBytes(b)))
+		}
 	}
 	return m, nil
 }

@@ -77,7 +77,7 @@ func startCompiled(ctx context.Context, be *backendFlags, root string, gpus int,
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	wcfg := worker.Config{Addr: "127.0.0.1:0", ModelRoot: root, Batches: batches, Logger: logger.With("role", "worker")}
+	wcfg := worker.Config{Addr: "127.0.0.1:0", ModelRoot: root, Batches: batches, HostIOWarm: true, Logger: logger.With("role", "worker")}
 	if be.name == "cpu" {
 		// The cpu backend's region is Go heap: keep it modest.
 		wcfg.RegionBytes, wcfg.IOBytes, wcfg.WorkspaceBytes = 1<<30, 64<<20, 256<<20

@@ -86,7 +86,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cfg := worker.Config{Addr: *addr, SimGPUs: *gpus, SimNoise: *noise, SimSeed: *seed, PageBytes: *pageMiB << 20, RegionBytes: *regionMiB << 20,
 		IOBytes: *ioMiB << 20, IOSlotBytes: *slotMiB << 20, WorkspaceBytes: *wsMiB << 20, HostIOBytes: *hostMiB << 20,
-		FIFO: *fifo, FIFOPriority: *prio, SpinNs: int64(*spin), InputLeadNs: int64(*lead),
+		FIFO: *fifo, FIFOPriority: *prio, SpinNs: int64(*spin), InputLeadNs: int64(*lead), HostIOWarm: true,
 		Logger: slog.New(slog.NewTextHandler(stderr, nil))}
 	if *gpus < 0 || *gpus > 64 || (*gpus == 0 && be.name != "cuda") {
 		return fmt.Errorf("-gpus %d outside 1..64 (0, all GPUs, only with -backend cuda)", *gpus)
