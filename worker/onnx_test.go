@@ -2,6 +2,7 @@ package worker
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -213,5 +214,71 @@ func TestCompiledInferAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(200, run); n != 0 {
 		t.Fatalf("%v allocations per INFER", n)
+	}
+}
+
+// builtBackend is a backend that takes what a worker with a nil Config.Compile hands Prepare
+// (a worker.Built), as `-backend cuda` does: here the cpu backend underneath, converting the
+// built model itself.
+type builtBackend struct{ cpu.Backend }
+
+type builtDevice struct{ device.Device }
+
+func (b *builtBackend) Name() string { return "built" }
+
+func (b *builtBackend) Open(region int64) ([]device.Device, error) {
+	devs, err := b.Backend.Open(region)
+	for i, d := range devs {
+		devs[i] = builtDevice{d}
+	}
+	return devs, err
+}
+
+func (d builtDevice) Prepare(m device.Model, batches []int) (device.Program, error) {
+	bm, ok := m.(interface{ Built() *rtmodel.Model })
+	if !ok {
+		return nil, fmt.Errorf("model %q of type %T is not a built model", m.Name(), m)
+	}
+	g, err := cpu.FromModel(bm.Built())
+	if err != nil {
+		return nil, err
+	}
+	return d.Device.Prepare(g, batches)
+}
+
+// TestBuiltModelsWithoutCompile: with Config.Compile nil (the -backend cuda wiring) a backend
+// gets the built model through worker.Built and serves it; the output equals the cpu worker's.
+func TestBuiltModelsWithoutCompile(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "tiny.onnx"), tinyONNX(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := make([]byte, 768)
+	for i := range in {
+		in[i] = byte(i * 7)
+	}
+	var outs [][]byte
+	for _, compile := range []bool{true, false} {
+		cfg := cpuConfig(root)
+		if !compile {
+			cfg.Backend, cfg.Compile = &builtBackend{}, nil
+		}
+		w := startWorker(t, cfg)
+		k := dial(t, w)
+		k.send(&wire.LoadModel{RequestID: 1, ModelID: 1, Source: wire.SourcePath, Name: []byte("tiny"), Path: []byte("tiny.onnx")}, nil)
+		k.mustRecv(wire.TypeModelInfo)
+		if k.info.Status != wire.StatusOK {
+			t.Fatalf("compile %v: %s", compile, &k.info)
+		}
+		if st := k.load(1, 0); st != wire.StatusOK {
+			t.Fatal(st)
+		}
+		if r := k.infer(1, 0, 1, in); r.Status != wire.StatusOK {
+			t.Fatalf("compile %v: %s", compile, r)
+		}
+		outs = append(outs, append([]byte(nil), k.out...))
+	}
+	if len(outs[0]) != 40 || string(outs[0]) != string(outs[1]) {
+		t.Fatalf("outputs differ: %x vs %x", outs[0], outs[1])
 	}
 }
