@@ -77,7 +77,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	workers := fs.Int("workers", 1, "in-process sim workers")
 	gpus := fs.Int("gpus", 1, "emulated GPUs per worker")
 	models := fs.String("models", "resnet50_v2:4", "model instances: name:copies,... from the profile; all:k is k copies of every model (all:66 is the original's 4,026 instances)")
-	profile := fs.String("profile", "", "sim profile JSON (cw tools profile writes one); empty: the embedded Clockwork V100 zoo")
+	profile := fs.String("profile", "", "sim profile JSON (cw tools profile writes one); empty: the embedded Clockwork V100 zoo. With -backend cpu or cuda it seeds the controller's estimates (models found by name, e.g. resnet50 for resnet50/model.onnx); empty: the controller's defaults")
 	gpuMem := fs.Int64("gpu-mem-mib", 0, "memory of each emulated GPU in MiB (0: 32768, a V100)")
 	noise := fs.Float64("sim-noise", 0, "sim exec-time spread towards the profile's p99 (0: exact p50; see runtime/sim)")
 	spin := fs.Duration("spin", 0, "worker executors wait precisely and spin this long before each action (negative: the worker's default, 50µs); 0: Go timers only, up to ~1ms late, but no spinning threads: on a shared 2-core machine with 6 emulated GPUs (24 executors) 0 measured 99.8% SLO attainment where the default measured 95.6% (docs/experiments-sim.md)")
@@ -154,6 +154,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		var bs []int
 		if bs, err = parseBatches(*batches); err == nil && *workers != 1 {
 			err = fmt.Errorf("-workers %d: -backend %s runs one worker driving -gpus devices", *workers, be.name)
+		}
+		if *profile != "" { // e.g. the committed H100 profile: estimates by the file's base name
+			ccfg.Profile = controller.SimProfile(prof)
 		}
 		if err == nil {
 			cl, err = startCompiled(ctx, &be, *root, *gpus, bs, inst, ccfg, logger)
