@@ -45,7 +45,8 @@ type compiled struct {
 	progs []device.Program // per GPU
 	runs  []alloc.Run      // weight runs the cache must keep contiguous
 	io    []batchIO
-	inst  int // instances registered from it
+	inst  int          // instances registered from it
+	hostW *hostWeights // with Config.ShareHostWeights: the one copy its instances share
 }
 
 // batchIO is one batch size's sizes, from the prepared program.
@@ -136,6 +137,14 @@ func (w *Worker) compile(name, real string, upload []byte) (*compiled, error) {
 			return nil, refuse(wire.StatusBadInput, "model %q: input/output bytes %d/%d at batch %d are not %d× those at batch %d; the batch must be the leading dimension", name, x.in, x.out, x.batch, x.batch, b0.batch)
 		}
 	}
+	if w.cfg.ShareHostWeights {
+		hw, err := w.newHostWeights(built)
+		if err != nil {
+			c.close()
+			return nil, err
+		}
+		hw.shared, c.hostW = true, hw
+	}
 	if key == "" {
 		return c, nil
 	}
@@ -150,15 +159,21 @@ func (c *compiled) close() {
 		_ = p.Close()
 	}
 	c.progs = nil
+	if c.hostW != nil {
+		c.hostW.shared = false
+		c.hostW.free()
+	}
 }
 
-// hostWeights is one instance's weights in host memory, laid out in pages as the model's layout
-// says: pinned (and registered for DMA) when the memlock limit allows, else pageable on devices
-// that need no registration.
+// hostWeights is one instance's weights in host memory (or, shared, every instance's of one
+// file), laid out in pages as the model's layout says: pinned (and registered for DMA) when the
+// memlock limit allows, else pageable on devices that need no registration. Read-only once
+// built.
 type hostWeights struct {
-	pb    *pinned.Buffer
-	m     []byte // pageable fallback mapping
-	pages [][]byte
+	pb     *pinned.Buffer
+	m      []byte // pageable fallback mapping
+	pages  [][]byte
+	shared bool // owned by a compiled entry: free is a no-op for its instances
 }
 
 // newHostWeights lays built's weights out in pages of pageBytes. Control path.
@@ -202,7 +217,7 @@ func (w *Worker) newHostWeights(built *rtmodel.Model) (*hostWeights, error) {
 }
 
 func (hw *hostWeights) free() {
-	if hw == nil {
+	if hw == nil || hw.shared {
 		return
 	}
 	if hw.pb != nil {
@@ -216,7 +231,8 @@ func (hw *hostWeights) free() {
 
 // registerCompiled registers an instance of an ONNX model on a compiling backend (cpu, cuda):
 // from a file under the model root or uploaded ONNX bytes. Instances of one file share its
-// compiled programs (compile) and have their own host weight pages.
+// compiled programs (compile) and have their own host weight pages, unless
+// Config.ShareHostWeights.
 func (w *Worker) registerCompiled(lm *wire.LoadModel, real string, upload []byte) (*model, error) {
 	name := string(lm.Name)
 	if name == "" {
@@ -232,9 +248,11 @@ func (w *Worker) registerCompiled(lm *wire.LoadModel, real string, upload []byte
 	if err != nil {
 		return nil, err
 	}
-	hw, err := w.newHostWeights(c.built)
-	if err != nil {
-		return nil, err
+	hw := c.hostW
+	if hw == nil {
+		if hw, err = w.newHostWeights(c.built); err != nil {
+			return nil, err
+		}
 	}
 	m := &model{id: lm.ModelID, name: name, comp: c, io: c.io, hostW: hw, runs: c.runs, progs: c.progs, state: make([]residency, len(w.gpus))}
 	for _, x := range c.io {

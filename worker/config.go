@@ -47,6 +47,11 @@ type Config struct {
 	// layout in PageBytes pages) into what Backend's Prepare takes: cpu.FromModel for the cpu
 	// backend. nil hands the backend a Built. Unused on sim, where a model is a profile entry.
 	Compile func(*rtmodel.Model) (device.Model, error)
+	// ShareHostWeights: instances of one ONNX file share one copy of its host weight pages
+	// (read-only; each instance still has its own model id and cache pages, and each LOAD
+	// copies into them). Off, every instance has its own copy, as Clockwork's workers; on, a
+	// thousand ResNet-50 instances need 100 MB of host memory instead of 100 GB.
+	ShareHostWeights bool
 	// Batches are the batch sizes ONNX models are built and prepared at (default
 	// runtime/model.DefaultBatches: 1, 2, 4, 8, 16).
 	Batches []int

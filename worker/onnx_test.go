@@ -91,11 +91,18 @@ func cpuConfig(root string) Config {
 // share the programs) but each instance has its own host weight pages and its own cache pages
 // on LOAD; both serve INFERs. Bad ONNX bytes and a name taken are refused without harm.
 func TestCompiledInstances(t *testing.T) {
+	t.Run("own-host-weights", func(t *testing.T) { testCompiledInstances(t, false) })
+	t.Run("shared-host-weights", func(t *testing.T) { testCompiledInstances(t, true) })
+}
+
+func testCompiledInstances(t *testing.T, share bool) {
 	root := t.TempDir()
 	if err := os.WriteFile(filepath.Join(root, "tiny.onnx"), tinyONNX(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	w := startWorker(t, cpuConfig(root))
+	cfg := cpuConfig(root)
+	cfg.ShareHostWeights = share
+	w := startWorker(t, cfg)
 	k := dial(t, w)
 	reg := func(id uint32, name, path string, upload []byte) wire.Status {
 		k.id++
@@ -145,8 +152,8 @@ func TestCompiledInstances(t *testing.T) {
 	if entries != 2 || a.comp != b.comp || a.progs[0] != b.progs[0] || a.comp == up.comp || inst != 3 {
 		t.Fatalf("%d compiled entries; a and b share: %v; upload separate: %v; instances %d", entries, a.comp == b.comp, a.comp != up.comp, inst)
 	}
-	if &a.hostW.pages[0][0] == &b.hostW.pages[0][0] || string(a.hostW.pages[0]) != string(b.hostW.pages[0]) {
-		t.Fatal("instances share host weight pages, or their pages differ")
+	if (&a.hostW.pages[0][0] == &b.hostW.pages[0][0]) != share || string(a.hostW.pages[0]) != string(b.hostW.pages[0]) {
+		t.Fatalf("ShareHostWeights %v: instances share host weight pages: %v; or their pages differ", share, &a.hostW.pages[0][0] == &b.hostW.pages[0][0])
 	}
 	for id := uint32(1); id <= 2; id++ {
 		if st := k.load(id, 0); st != wire.StatusOK {

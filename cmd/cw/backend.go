@@ -17,6 +17,7 @@ import (
 // takes. sim needs neither (the worker's default; a model is a profile entry).
 type backendFlags struct {
 	name, cudaDriver, cudaLibDir, cudnn string
+	shareHost                           bool
 }
 
 func (b *backendFlags) register(fs *flag.FlagSet) {
@@ -25,11 +26,13 @@ func (b *backendFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.cudaDriver, "cuda-driver", def.DriverLib, "with -backend cuda: path of libcuda.so.1 (the driver's own copy, never cuda/compat)")
 	fs.StringVar(&b.cudaLibDir, "cuda-lib-dir", cuda.DefaultCUDALibDir, "with -backend cuda: directory of libcublas.so.13, libcublasLt.so.13 and libnvrtc.so.13")
 	fs.StringVar(&b.cudnn, "cudnn", def.CUDNNLib, "with -backend cuda: path of libcudnn.so.9")
+	fs.BoolVar(&b.shareHost, "share-host-weights", false, "with -backend cpu or cuda: instances of one ONNX file share one host copy of its weights (each still LOADs into its own GPU pages); off: one copy per instance, as Clockwork")
 }
 
 // apply sets cfg.Backend and cfg.Compile for the chosen backend with gpus devices (cuda: 0
 // opens every visible GPU). sim leaves cfg for the worker's default (cfg.SimGPUs).
 func (b *backendFlags) apply(cfg *worker.Config, gpus int) error {
+	cfg.ShareHostWeights = b.shareHost
 	switch b.name {
 	case "sim":
 		return nil
