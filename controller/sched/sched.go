@@ -36,6 +36,12 @@ type Config struct {
 	// ReplicateNs is the queued exec work (ns at batch 1) per copy above which a model is
 	// loaded on another GPU; a model with no copy is loaded as soon as it has demand.
 	ReplicateNs int64
+	// PressureNs: for this long after a GPU drops a request of a priority class that could not
+	// finish in time, that class is under pressure there: its INFERs use the largest batch whose requests can all meet
+	// their deadlines, dropping queue-front requests that only a smaller batch could serve
+	// (they would expire anyway while the GPU runs inefficient small batches), so goodput
+	// stays at the largest batch's ceiling under overload instead of collapsing.
+	PressureNs int64
 }
 
 // DefaultConfig returns Clockwork's parameters (§D.2), adapted: FutureNs is 0.5 ms (a
@@ -52,6 +58,7 @@ func DefaultConfig() Config {
 		MaxBatch:        16,
 		Classes:         3, // wire.PriorityBatch, Normal, Interactive
 		ReplicateNs:     20e6,
+		PressureNs:      50e6,
 	}
 }
 
@@ -60,9 +67,9 @@ func (c Config) Validate() error {
 	switch {
 	case c.ScheduleAheadNs <= 0 || c.ScheduleAheadNs > 1e9:
 		return fmt.Errorf("schedule-ahead %d ns out of range (0, 1s]", c.ScheduleAheadNs)
-	case c.MarginNs < 0 || c.FutureNs < 0 || c.LagNs <= 0 || c.LateBoundNs <= 0 || c.ReplicateNs <= 0:
-		return fmt.Errorf("margin %d, future %d must be >= 0 and lag %d, late bound %d, replicate %d ns > 0",
-			c.MarginNs, c.FutureNs, c.LagNs, c.LateBoundNs, c.ReplicateNs)
+	case c.MarginNs < 0 || c.FutureNs < 0 || c.LagNs <= 0 || c.LateBoundNs <= 0 || c.ReplicateNs <= 0 || c.PressureNs < 0:
+		return fmt.Errorf("margin %d, future %d, pressure %d must be >= 0 and lag %d, late bound %d, replicate %d ns > 0",
+			c.MarginNs, c.FutureNs, c.PressureNs, c.LagNs, c.LateBoundNs, c.ReplicateNs)
 	case c.MaxLoadsPerGPU < 1:
 		return fmt.Errorf("max loads per GPU %d must be >= 1", c.MaxLoadsPerGPU)
 	case c.MaxQueued < 1:
@@ -174,6 +181,7 @@ type gpu struct {
 	total, free int32
 	exec, pcie  tracker
 	loads       int
+	pressed     [maxClasses]int64 // per class, under pressure until then (see Config.PressureNs)
 	ready       [maxClasses]instHeap
 	head, tail  int32
 }
@@ -322,7 +330,7 @@ func (s *Scheduler) addGPU(now int64, ev *Event) {
 	g.worker, g.alive, g.total, g.free = ev.Worker, true, ev.Pages, ev.Pages
 	g.exec.reset()
 	g.pcie.reset()
-	g.loads = 0
+	g.loads, g.pressed = 0, [maxClasses]int64{}
 	s.scheduleAll(now)
 }
 
@@ -352,7 +360,7 @@ func (s *Scheduler) killGPU(now int64, g *gpu) {
 	for g.head >= 0 {
 		s.dropInstance(g, g.head)
 	}
-	g.loads = 0
+	g.loads, g.pressed = 0, [maxClasses]int64{}
 	g.exec.reset()
 	g.pcie.reset()
 	g.free = g.total
@@ -480,6 +488,11 @@ func (s *Scheduler) expire(now int64) {
 			s.unqueue(t.slot)
 			s.respond(r.id, StatusCannotMeetSLO, 0, -1)
 			s.freeRequest(t.slot)
+			for _, x := range m.insts {
+				if in := &s.insts[x]; in.state == instLoaded {
+					s.gpus[in.gpu].pressed[r.class] = now + s.cfg.PressureNs
+				}
+			}
 		case reqFlight:
 			s.respond(r.id, StatusWorkerLost, 0, -1)
 			s.freeRequest(t.slot)
@@ -672,12 +685,19 @@ func (s *Scheduler) dequeue(now int64, g *gpu, x int32, c int, at int64) bool {
 		s.unqueue(f)
 		s.respond(id, StatusCannotMeetSLO, 0, -1)
 		s.freeRequest(f)
+		g.pressed[c] = at + s.cfg.PressureNs
 	}
 	front := q.frontSlot(s.reqs)
 	d := s.reqs[front].deadline
-	bi := batchIndex(m, min(q.live, s.cfg.MaxBatch))
+	full := batchIndex(m, min(q.live, s.cfg.MaxBatch))
+	bi := full
 	for bi > 0 && at+in.est[bi].p99 > d {
 		bi--
+	}
+	if bi < full && at < g.pressed[c] {
+		bi = s.pressedBatch(q, in, bi, full, at)
+		front = q.frontSlot(s.reqs)
+		d = s.reqs[front].deadline
 	}
 	b := m.spec.Batches[bi]
 	exp := in.est[bi].p99
@@ -708,6 +728,43 @@ func (s *Scheduler) dequeue(now int64, g *gpu, x int32, c int, at int64) bool {
 		Batch: b, EarliestNs: now, LatestNs: d - exp + s.cfg.MarginNs/2, ExpectedNs: exp,
 		Requests: s.idbuf[start:len(s.idbuf):len(s.idbuf)]})
 	return true
+}
+
+// pressedBatch, on a GPU under pressure, looks for a batch larger than bi (up to full) that
+// enough queued requests can all meet starting at at; if one exists, it drops the requests
+// ahead of them (StatusCannotMeetSLO) and returns its index, else bi. Dropping them trades
+// requests that a small, inefficient batch could serve for a batch that serves more in the
+// GPU time it costs; under pressure they would expire anyway.
+//
+// Timing: Step; no allocation; O(queue front dropped) per call.
+func (s *Scheduler) pressedBatch(q *queue, in *instance, bi, full int, at int64) int {
+	m := s.models[in.model]
+	for b := full; b > bi; b-- {
+		need := at + in.est[b].p99
+		skip := int32(0) // live requests ahead of the first that meets need
+		for i := 0; i < q.n; i++ {
+			e := q.at(i)
+			if !e.alive(s.reqs) {
+				continue
+			}
+			if s.reqs[e.slot].deadline >= need {
+				break
+			}
+			skip++
+		}
+		if q.live-skip < m.spec.Batches[b] {
+			continue
+		}
+		for range skip {
+			f := q.frontSlot(s.reqs)
+			id := s.reqs[f].id
+			s.unqueue(f)
+			s.respond(id, StatusCannotMeetSLO, 0, -1)
+			s.freeRequest(f)
+		}
+		return b
+	}
+	return bi
 }
 
 func flightID(fi int32, gen uint32) uint64 { return uint64(gen)<<32 | uint64(fi) }

@@ -40,6 +40,7 @@ type simWorld struct {
 	// Results due in [stallFrom, stallTo) arrive at stallTo, in order.
 	stallFrom, stallTo int64
 	infers             int
+	okByBatch          map[int32]int // successful requests by the batch size that served them
 }
 
 type simReq struct {
@@ -235,6 +236,9 @@ func (w *simWorld) step(ev *Event) {
 			g.execFree = start + dur // one INFER at a time: the lane is serial by construction
 			g.busyTill[a.Model] = start + dur
 			w.deliver(start+dur+w.netNs, a.GPU, Event{Kind: EvResult, Action: a.ID, OK: true, DurNs: dur, EndNs: start + dur})
+			if w.okByBatch != nil {
+				w.okByBatch[a.Batch] += int(a.Batch)
+			}
 		}
 	}
 }
