@@ -650,10 +650,9 @@ func (s *Scheduler) inferOne(now int64, g *gpu, at int64) bool {
 				if len(h.items) == 0 {
 					continue
 				}
+				// key: the latest start of the model's largest batch that its queue fills.
 				x := h.items[0]
-				hm := s.models[s.insts[x].model]
-				hd := s.reqs[hm.queues[c].frontSlot(s.reqs)].deadline
-				if at+pickEst+s.insts[x].est[0].p99 > hd {
+				if at+pickEst > s.insts[x].key[c] {
 					pick, pc = x, c
 					break
 				}

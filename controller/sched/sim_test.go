@@ -354,14 +354,15 @@ func TestSimRandom(t *testing.T) {
 
 // TestIdealBound compares small single-GPU traces with an offline bound. Underloaded, every
 // request that could meet its deadline alone must succeed; overloaded, successes must reach a
-// fair share of the bound given by batching at the largest size back to back, and never pass it.
+// fair share of the bound given by batching at the largest size back to back (90 %: goodput must
+// not collapse under overload), and never pass it.
 func TestIdealBound(t *testing.T) {
 	seed := testSeed(t)
 	t.Logf("seed %d (rerun with TEST_SEED=%d)", seed, seed)
 	for _, tc := range []struct {
 		load     float64 // offered batch-1 work per unit time
 		minRatio float64
-	}{{0.3, 0.999}, {0.8, 0.99}, {3, 0.6}} {
+	}{{0.3, 0.999}, {0.8, 0.99}, {3, 0.9}} {
 		cfg := DefaultConfig()
 		w := newSimWorld(t, seed, cfg, 1, 1, 1, 100)
 		spec := w.specs[0]
@@ -375,7 +376,8 @@ func TestIdealBound(t *testing.T) {
 		}
 		w.advance(w.now + 1e9)
 		last := len(spec.Batches) - 1
-		capacity := int((span + 100e6) / spec.ExecNs[last] * int64(spec.Batches[last]))
+		// The timing model runs batches in 97-100 % of the profile's time: the bound assumes 97 %.
+		capacity := int((span + 100e6) / (spec.ExecNs[last] * 97 / 100) * int64(spec.Batches[last]))
 		bound := min(int(id), capacity)
 		ratio := float64(w.ok) / float64(bound)
 		t.Logf("load %.1f: requests %d, ok %d, bound %d (capacity %d), ratio %.4f", tc.load, id, w.ok, bound, capacity, ratio)
