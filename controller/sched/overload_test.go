@@ -74,3 +74,35 @@ func fmtMix(m map[int32]int) string {
 	}
 	return s
 }
+
+// TestColdLoadsServe: when every request is a cold start and LOADs cannot keep up (400
+// ResNet-50 models round-robin at 300 r/s, room for 40 on the GPU, PCIe for ~120 LOADs/s),
+// each LOAD must serve the request it was issued for: LOADs go only to requests that can still
+// be served once the LOAD completes. Before the fix, LOADs kept running for requests that
+// expired while they waited for PCIe.
+func TestColdLoadsServe(t *testing.T) {
+	seed := testSeed(t)
+	t.Logf("seed %d (rerun with TEST_SEED=%d)", seed, seed)
+	var specs []*ModelSpec
+	for m := range 400 {
+		specs = append(specs, resnet50V100(int32(m)))
+	}
+	w := newSimWorldSpecs(t, seed, DefaultConfig(), 1, 1, 40*7, specs)
+	const span, rate = 3e9, 300.0
+	var id uint64
+	for w.now < span {
+		w.advance(w.now + int64(w.rng.ExpFloat64()/(rate/1e9)) + 1)
+		id++
+		w.submit(id, int32(id%400), 0, 100e6)
+	}
+	w.advance(w.now + 1e9)
+	perS := func(n int) float64 { return float64(n) / (span / 1e9) }
+	t.Logf("requests %d (%.0f r/s), ok %d (%.1f r/s), LOADs %d (%.1f/s), ok per LOAD %.3f",
+		id, perS(int(id)), w.ok, perS(w.ok), w.loads, perS(w.loads), float64(w.ok)/float64(w.loads))
+	if w.ok < w.loads*95/100 {
+		t.Errorf("%d LOADs served %d requests: want >= 0.95 per LOAD", w.loads, w.ok)
+	}
+	if perS(w.ok) < 100 { // one LOAD is 8.32 ms: 120/s at most
+		t.Errorf("goodput %.1f r/s, want >= 100 (PCIe allows ~120 LOADs/s)", perS(w.ok))
+	}
+}

@@ -892,6 +892,20 @@ func (s *Scheduler) scheduleLoads(now int64) {
 			s.skipped = append(s.skipped, m)
 			continue
 		}
+		// A LOAD is worth it only for requests that can still be served once it completes:
+		// the earliest a batch of 1 can end after a LOAD on g.
+		ready := g.pcie.available(now, s.cfg.FutureNs, s.cfg.LagNs) + m.wload.p99 + s.cfg.FutureNs + m.w1.p99
+		if m.copies == 0 {
+			// Nothing else can serve the requests that cannot wait for it: drop them now.
+			s.dropBefore(m, ready)
+			if m.pending == 0 {
+				continue // unqueue took it off the unmet heap
+			}
+		} else if s.newestDeadline(m) < ready {
+			s.unmet.remove(m) // the copies it has serve what a new one could
+			s.skipped = append(s.skipped, m)
+			continue
+		}
 		s.issueLoad(now, g, m, relaxed)
 		if !s.loadSlotFree(now) {
 			break
@@ -900,6 +914,39 @@ func (s *Scheduler) scheduleLoads(now int64) {
 	for _, m := range s.skipped {
 		s.updateUnmet(m)
 	}
+}
+
+// dropBefore answers StatusCannotMeetSLO to m's queued requests whose planning deadline is
+// before ready.
+func (s *Scheduler) dropBefore(m *model, ready int64) {
+	for c := range s.cfg.Classes {
+		q := &m.queues[c]
+		for {
+			f := q.frontSlot(s.reqs)
+			if f < 0 || s.reqs[f].deadline >= ready {
+				break
+			}
+			id := s.reqs[f].id
+			s.unqueue(f)
+			s.respond(id, StatusCannotMeetSLO, 0, -1)
+			s.freeRequest(f)
+		}
+	}
+}
+
+// newestDeadline is the latest planning deadline among m's queued requests (0 if none).
+func (s *Scheduler) newestDeadline(m *model) int64 {
+	var d int64
+	for c := range s.cfg.Classes {
+		q := &m.queues[c]
+		for i := q.n - 1; i >= 0; i-- {
+			if e := q.at(i); e.alive(s.reqs) {
+				d = max(d, s.reqs[e.slot].deadline)
+				break
+			}
+		}
+	}
+	return d
 }
 
 func (s *Scheduler) loadSlotFree(now int64) bool {

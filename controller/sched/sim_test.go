@@ -41,6 +41,7 @@ type simWorld struct {
 	stallFrom, stallTo int64
 	infers             int
 	okByBatch          map[int32]int // successful requests by the batch size that served them
+	loads              int           // LOADs run (not rejected)
 }
 
 type simReq struct {
@@ -205,6 +206,7 @@ func (w *simWorld) step(ev *Event) {
 			}
 			g.pcieFree = start + dur
 			g.loadedAt[a.Model] = start + dur
+			w.loads++
 			w.deliver(start+dur+w.netNs, a.GPU, Event{Kind: EvResult, Action: a.ID, OK: true, DurNs: dur, EndNs: start + dur})
 		case ActInfer:
 			w.infers++
