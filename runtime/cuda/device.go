@@ -53,6 +53,9 @@ type Device struct {
 	dnn    *dnnHandle
 	blasWs uint64
 	closed atomic.Bool // set by Close; lane calls after it fail instead of using freed handles
+
+	prepMu sync.Mutex // Prepare and Program.Close: one at a time
+	prep   *prepState
 }
 
 // laneState is the per-lane scratch a lane call uses, allocated once.
@@ -171,16 +174,6 @@ func (d *Device) Info() device.Info { return d.info }
 
 // ComputeCapability returns (major, minor), e.g. (9, 0) for an H100. Any goroutine.
 func (d *Device) ComputeCapability() (int, int) { return d.cc[0], d.cc[1] }
-
-// Prepare is not implemented yet: the model executor (ONNX graph → cuDNN/cuBLAS/kernels, captured
-// as a CUDA graph per batch size) is a later issue.
-func (d *Device) Prepare(m device.Model, batches []int) (device.Program, error) {
-	name := "<nil>"
-	if m != nil {
-		name = m.Name()
-	}
-	return nil, fmt.Errorf("cannot prepare model %q on cuda device %d: %w", name, d.ord, ErrNotImplemented)
-}
 
 // inRegion reports whether [p, p+n) lies inside the region. Copies outside it are refused: a
 // bad address would fault the context for every later call.
@@ -387,6 +380,10 @@ func (d *Device) release() error {
 	}
 	if d.dnn != nil {
 		add(d.dnn.close())
+	}
+	if d.prep != nil {
+		add(d.prep.close(drv))
+		d.prep = nil
 	}
 	if f := d.fill; f != nil {
 		if f.g != nil {

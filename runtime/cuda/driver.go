@@ -16,13 +16,14 @@ import (
 type cuResult int32
 
 const (
-	cuSuccess          cuResult = 0
-	cuErrorNotReady    cuResult = 600
-	cuErrorNoDevice    cuResult = 100
-	cuErrorInvalidDev  cuResult = 101
-	cuErrorInsuffDrv   cuResult = 35
-	cuErrorNotInit     cuResult = 3
-	cuErrorAlreadyMapp cuResult = 208
+	cuSuccess           cuResult = 0
+	cuErrorNotReady     cuResult = 600
+	cuErrorNoDevice     cuResult = 100
+	cuErrorInvalidDev   cuResult = 101
+	cuErrorInsuffDrv    cuResult = 35
+	cuErrorNotInit      cuResult = 3
+	cuErrorInvalidValue cuResult = 1
+	cuErrorAlreadyMapp  cuResult = 208
 )
 
 // Driver API constants (cuda.h; they are ABI and never change).
@@ -86,6 +87,7 @@ type driver struct {
 	cuGraphDestroy, cuGraphExecDestroy                           uintptr
 	cuGraphGetNodes, cuGraphNodeGetType                          uintptr
 	cuGraphKernelNodeGetParams, cuGraphExecKernelNodeSetParams   uintptr
+	cuFuncGetParamInfo, cuKernelGetParamInfo                     uintptr // resolved by loadParamInfo (exec.go)
 
 	vmm     vmmFuncs // resolved on first use (vmm.go)
 	vmmOnce sync.Once

@@ -188,12 +188,19 @@ func TestGPUCopies(t *testing.T) {
 	}
 }
 
-func TestGPUPrepareNotImplemented(t *testing.T) {
+func TestGPUPrepareRefusesOtherModels(t *testing.T) {
 	g := openGPU(t)
-	if _, err := g.d.Prepare(nil, []int{1}); !errors.Is(err, ErrNotImplemented) {
-		t.Fatalf("Prepare = %v, want ErrNotImplemented", err)
+	if _, err := g.d.Prepare(nil, []int{1}); err == nil {
+		t.Fatal("Prepare(nil) succeeded")
+	}
+	if _, err := g.d.Prepare(namedModel("x"), []int{1}); err == nil || !strings.Contains(err.Error(), "not a built model") {
+		t.Fatalf("Prepare(other type) = %v", err)
 	}
 }
+
+type namedModel string
+
+func (n namedModel) Name() string { return string(n) }
 
 func TestGPUKernelsElementwise(t *testing.T) {
 	g := openGPU(t)

@@ -22,6 +22,10 @@ const (
 	kF16ToF32
 	kSpin
 	kNoop
+	kAffine
+	kGather
+	kBinaryBcast
+	kBinaryAct
 	numKernels
 )
 
