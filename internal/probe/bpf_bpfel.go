@@ -68,6 +68,7 @@ const (
 	bpfMapCounters         = "counters"
 	bpfMapEvents           = "events"
 	bpfMapIrqs             = "irqs"
+	bpfMapOncpu            = "oncpu"
 	bpfMapStats            = "stats"
 	bpfMapThreads          = "threads"
 	bpfProgIrqHandlerEntry = "irq_handler_entry"
@@ -78,7 +79,6 @@ const (
 	bpfProgPageFaultUser   = "page_fault_user"
 	bpfProgSchedSwitch     = "sched_switch"
 	bpfProgSchedWakeup     = "sched_wakeup"
-	bpfProgSchedWaking     = "sched_waking"
 	bpfProgSoftirqEntry    = "softirq_entry"
 	bpfProgSoftirqExit     = "softirq_exit"
 	bpfVarMinEpisodeNs     = "min_episode_ns"
@@ -136,7 +136,6 @@ type bpfProgramSpecs struct {
 	PageFaultUser   *ebpf.ProgramSpec `ebpf:"page_fault_user"`
 	SchedSwitch     *ebpf.ProgramSpec `ebpf:"sched_switch"`
 	SchedWakeup     *ebpf.ProgramSpec `ebpf:"sched_wakeup"`
-	SchedWaking     *ebpf.ProgramSpec `ebpf:"sched_waking"`
 	SoftirqEntry    *ebpf.ProgramSpec `ebpf:"softirq_entry"`
 	SoftirqExit     *ebpf.ProgramSpec `ebpf:"softirq_exit"`
 }
@@ -148,6 +147,7 @@ type bpfMapSpecs struct {
 	Counters *ebpf.MapSpec `ebpf:"counters"`
 	Events   *ebpf.MapSpec `ebpf:"events"`
 	Irqs     *ebpf.MapSpec `ebpf:"irqs"`
+	Oncpu    *ebpf.MapSpec `ebpf:"oncpu"`
 	Stats    *ebpf.MapSpec `ebpf:"stats"`
 	Threads  *ebpf.MapSpec `ebpf:"threads"`
 }
@@ -184,6 +184,7 @@ type bpfMaps struct {
 	Counters *ebpf.Map `ebpf:"counters"`
 	Events   *ebpf.Map `ebpf:"events"`
 	Irqs     *ebpf.Map `ebpf:"irqs"`
+	Oncpu    *ebpf.Map `ebpf:"oncpu"`
 	Stats    *ebpf.Map `ebpf:"stats"`
 	Threads  *ebpf.Map `ebpf:"threads"`
 }
@@ -193,6 +194,7 @@ func (m *bpfMaps) Close() error {
 		m.Counters,
 		m.Events,
 		m.Irqs,
+		m.Oncpu,
 		m.Stats,
 		m.Threads,
 	)
@@ -219,7 +221,6 @@ type bpfPrograms struct {
 	PageFaultUser   *ebpf.Program `ebpf:"page_fault_user"`
 	SchedSwitch     *ebpf.Program `ebpf:"sched_switch"`
 	SchedWakeup     *ebpf.Program `ebpf:"sched_wakeup"`
-	SchedWaking     *ebpf.Program `ebpf:"sched_waking"`
 	SoftirqEntry    *ebpf.Program `ebpf:"softirq_entry"`
 	SoftirqExit     *ebpf.Program `ebpf:"softirq_exit"`
 }
@@ -234,7 +235,6 @@ func (p *bpfPrograms) Close() error {
 		p.PageFaultUser,
 		p.SchedSwitch,
 		p.SchedWakeup,
-		p.SchedWaking,
 		p.SoftirqEntry,
 		p.SoftirqExit,
 	)

@@ -2,7 +2,7 @@
 
 /* probe.bpf.c: why was a registered thread late? (internal/probe, DESIGN.md §10)
  *
- * Programs on sched_switch, sched_wakeup/waking, page faults, hard IRQs, the local timer
+ * Programs on sched_switch, sched_wakeup, page faults, hard IRQs, the local timer
  * interrupt and softirqs, all tp_btf (BTF-typed raw tracepoints: they attach without tracefs and
  * work on the kernels we run; kprobes and fentry do not, see reference/feasibility.md).
  *
@@ -142,6 +142,18 @@ struct {
 	__type(value, struct irq_start);
 } irqs SEC(".maps");
 
+/* oncpu: the registered thread running on this CPU (0: none), set by sched_switch, so the
+ * interrupt and fault programs, which run far more often than any registered thread is on CPU,
+ * filter with one inlined per-CPU array read instead of a hash lookup. A thread registered
+ * while running is seen from its next switch-in (Go's RegisterThread sleeps 1 µs when a
+ * thread registers itself). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u32);
+} oncpu SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, NCOUNTERS);
@@ -217,7 +229,7 @@ static __always_inline void emit(u32 tid, u32 kind, u64 start, u64 end, u32 cpu,
 	__builtin_memset(e->name, 0, sizeof(e->name));
 	if (name)
 		__builtin_memcpy(e->name, name, TASK_COMM_LEN);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP); /* Go polls; no wakeup IPI per episode */
 	count(CNT_EVENTS);
 }
 
@@ -226,30 +238,31 @@ static __always_inline u32 current_tid(void)
 	return (u32)bpf_get_current_pid_tgid();
 }
 
+/* running_registered: the current task's tid if it is the registered thread on this CPU, else 0. */
+static __always_inline u32 running_registered(void)
+{
+	u32 zero = 0;
+	u32 *cur = bpf_map_lookup_elem(&oncpu, &zero);
+	if (!cur || !*cur)
+		return 0;
+	u32 tid = current_tid();
+	return *cur == tid ? tid : 0;
+}
+
 /* ---- scheduler ---- */
 
-static __always_inline void on_wakeup(struct task_struct *p)
-{
-	u32 tid = BPF_CORE_READ(p, pid);
-	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
-	if (!ts)
-		return;
-	/* Only a sleeper's first wakeup starts the run-queue wait (waking, then wakeup). */
-	if (ts->out_ns && !ts->involuntary && !ts->wake_ns)
-		ts->wake_ns = bpf_ktime_get_ns();
-}
-
-SEC("tp_btf/sched_waking")
-int BPF_PROG(sched_waking, struct task_struct *p)
-{
-	on_wakeup(p);
-	return 0;
-}
-
+/* sched_wakeup, not sched_waking too: one program per wakeup is enough and each costs ~0.3 µs
+ * on every wakeup of the machine. */
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(sched_wakeup, struct task_struct *p)
 {
-	on_wakeup(p);
+	u32 tid = p->pid; /* tp_btf: BTF-typed pointer, read directly (no probe_read) */
+	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
+	if (!ts)
+		return 0;
+	/* Only a sleeper's wakeup starts the run-queue wait. */
+	if (ts->out_ns && !ts->involuntary && !ts->wake_ns)
+		ts->wake_ns = bpf_ktime_get_ns();
 	return 0;
 }
 
@@ -257,22 +270,29 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
 	     unsigned int prev_state)
 {
-	u64 now = bpf_ktime_get_ns();
-	u32 cpu = bpf_get_smp_processor_id();
-	u32 prev_tid = BPF_CORE_READ(prev, pid);
-	u32 next_tid = BPF_CORE_READ(next, pid);
+	u32 prev_tid = prev->pid;
+	u32 next_tid = next->pid;
+	u64 now = 0;
+	u32 zero = 0;
+	u32 *cur = bpf_map_lookup_elem(&oncpu, &zero);
+	struct thread_state *ts = 0;
 
-	struct thread_state *ts = bpf_map_lookup_elem(&threads, &prev_tid);
+	/* prev can only be registered if oncpu says so (or it was registered while running,
+	 * which RegisterThread covers by making the thread switch): saves a hash lookup. */
+	if (cur && *cur == prev_tid)
+		ts = bpf_map_lookup_elem(&threads, &prev_tid);
 	if (ts) {
 		struct thread_stats *st = stats_of(ts);
 		u32 inv = preempt || prev_state == 0; /* TASK_RUNNING: still runnable */
+		now = bpf_ktime_get_ns();
 		ts->out_ns = now;
-		ts->out_cpu = cpu;
+		ts->out_cpu = bpf_get_smp_processor_id();
 		ts->out_state = prev_state;
 		ts->involuntary = inv;
 		ts->wake_ns = 0;
 		ts->other_pid = next_tid;
-		BPF_CORE_READ_STR_INTO(&ts->other_comm, next, comm);
+		if (inv)
+			__builtin_memcpy(ts->other_comm, next->comm, TASK_COMM_LEN);
 		if (st) {
 			__sync_fetch_and_add(&st->switches, 1);
 			if (inv)
@@ -281,9 +301,14 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 	}
 
 	ts = bpf_map_lookup_elem(&threads, &next_tid);
+	if (cur)
+		*cur = ts ? next_tid : 0;
 	if (ts && ts->out_ns) {
 		struct thread_stats *st = stats_of(ts);
+		u32 cpu = bpf_get_smp_processor_id();
 		u64 out = ts->out_ns;
+		if (!now)
+			now = bpf_ktime_get_ns();
 		u64 off = now - out;
 		observe(st, HIST_OFFCPU, off);
 		if (ts->involuntary) {
@@ -297,7 +322,7 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 			if (w) {
 				char comm[TASK_COMM_LEN];
 				observe(st, HIST_RUNQ, now - w);
-				BPF_CORE_READ_STR_INTO(&comm, prev, comm);
+				__builtin_memcpy(comm, prev->comm, TASK_COMM_LEN);
 				emit(next_tid, EP_RUNQ, w, now, cpu, prev_tid, comm, 0, 0, false);
 			}
 		}
@@ -311,7 +336,9 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 
 static __always_inline void on_fault(unsigned long address, u32 kernel)
 {
-	u32 tid = current_tid();
+	u32 tid = running_registered();
+	if (!tid)
+		return;
 	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
 	if (!ts)
 		return;
@@ -344,11 +371,11 @@ int BPF_PROG(page_fault_kernel, unsigned long address, struct pt_regs *regs, uns
 
 static __always_inline void irq_enter(u32 slot, s32 num, const char *kname)
 {
-	u32 tid = current_tid();
+	u32 tid = running_registered();
 	struct irq_start *s = bpf_map_lookup_elem(&irqs, &slot);
 	if (!s)
 		return;
-	if (!bpf_map_lookup_elem(&threads, &tid)) {
+	if (!tid) {
 		s->start_ns = 0;
 		return;
 	}
@@ -386,7 +413,7 @@ static __always_inline void irq_exit(u32 slot, u32 hist, u32 kind)
 SEC("tp_btf/irq_handler_entry")
 int BPF_PROG(irq_handler_entry, int irq, struct irqaction *action)
 {
-	irq_enter(IRQ_SLOT_HARD, irq, BPF_CORE_READ(action, name));
+	irq_enter(IRQ_SLOT_HARD, irq, action->name);
 	return 0;
 }
 
@@ -400,12 +427,12 @@ int BPF_PROG(irq_handler_exit, int irq, struct irqaction *action, int ret)
 SEC("tp_btf/local_timer_entry")
 int BPF_PROG(local_timer_entry, int vector)
 {
-	u32 tid = current_tid();
+	u32 tid = running_registered();
 	u32 slot = IRQ_SLOT_TIMER;
 	struct irq_start *s = bpf_map_lookup_elem(&irqs, &slot);
 	if (!s)
 		return 0;
-	if (!bpf_map_lookup_elem(&threads, &tid)) {
+	if (!tid) {
 		s->start_ns = 0;
 		return 0;
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
 )
 
 // Defaults.
@@ -93,7 +94,7 @@ type thread struct {
 }
 
 // required programs; the others are optional and reported by Missing when they do not attach.
-var required = map[string]bool{"sched_switch": true, "sched_wakeup": true, "sched_waking": true}
+var required = map[string]bool{"sched_switch": true, "sched_wakeup": true}
 
 // Open checks privileges and kernel support, loads and attaches the programs and starts the
 // background drain. An error wraps ErrUnavailable when probes cannot run here (the message
@@ -116,29 +117,9 @@ func Open(cfg Config) (*Probes, error) {
 	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
 		return nil, fmt.Errorf("%w: cannot load BPF programs: %w; the kernel may forbid BPF (lockdown=confidentiality, an LSM, or kernel.unprivileged_bpf_disabled without CAP_BPF)", ErrUnavailable, err)
 	}
-	progs := map[string]*ebpf.Program{
-		"sched_switch": p.objs.SchedSwitch, "sched_wakeup": p.objs.SchedWakeup, "sched_waking": p.objs.SchedWaking,
-		"page_fault_user": p.objs.PageFaultUser, "page_fault_kernel": p.objs.PageFaultKernel,
-		"irq_handler_entry": p.objs.IrqHandlerEntry, "irq_handler_exit": p.objs.IrqHandlerExit,
-		"local_timer_entry": p.objs.LocalTimerEntry, "local_timer_exit": p.objs.LocalTimerExit,
-		"softirq_entry": p.objs.SoftirqEntry, "softirq_exit": p.objs.SoftirqExit,
-	}
-	names := make([]string, 0, len(progs))
-	for n := range progs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		l, err := link.AttachTracing(link.TracingOptions{Program: progs[name], AttachType: ebpf.AttachTraceRawTp})
-		if err != nil {
-			if required[name] {
-				p.closeKernel()
-				return nil, fmt.Errorf("%w: cannot attach tp_btf/%s: %w; the kernel needs BTF-typed raw tracepoints (Linux 5.5+ with CONFIG_DEBUG_INFO_BTF)", ErrUnavailable, name, err)
-			}
-			p.missing = append(p.missing, fmt.Sprintf("tp_btf/%s: %v", name, err))
-			continue
-		}
-		p.links = append(p.links, l)
+	if err := p.attach(); err != nil {
+		p.closeKernel()
+		return nil, err
 	}
 	for i := range MaxThreads {
 		p.free = append(p.free, uint32(MaxThreads-1-i))
@@ -156,7 +137,9 @@ func Open(cfg Config) (*Probes, error) {
 func (p *Probes) Missing() []string { return append([]string(nil), p.missing...) }
 
 // RegisterThread starts measuring thread tid (a Linux thread id, unix.Gettid on the thread
-// itself) under label. Registering a registered tid only relabels it. May block briefly.
+// itself) under label. Registering a registered tid only relabels it. Interrupts and faults
+// count from the thread's next switch-in; a thread registering itself sleeps 1 µs so that is
+// now. May block briefly.
 func (p *Probes) RegisterThread(tid int, label string) error {
 	if tid <= 0 {
 		return fmt.Errorf("cannot register thread %d: not a thread id", tid)
@@ -182,6 +165,11 @@ func (p *Probes) RegisterThread(tid int, label string) error {
 	}
 	p.free = p.free[:len(p.free)-1]
 	p.threads[tid] = &thread{label: label, slot: slot}
+	if tid == unix.Gettid() {
+		// Switch out and in once, so sched_switch marks this thread as on its CPU (the
+		// interrupt and fault programs filter on that).
+		_ = unix.Nanosleep(&unix.Timespec{Nsec: 1000}, nil)
+	}
 	return nil
 }
 
@@ -282,6 +270,50 @@ func (p *Probes) Close() error {
 	err := p.rd.Close()
 	p.closeKernel()
 	return err
+}
+
+// attach attaches every program; a required one that fails fails it all, an optional one is
+// listed in p.missing.
+func (p *Probes) attach() error {
+	progs := p.programs()
+	names := make([]string, 0, len(progs))
+	for n := range progs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	p.missing = p.missing[:0]
+	for _, name := range names {
+		l, err := link.AttachTracing(link.TracingOptions{Program: progs[name], AttachType: ebpf.AttachTraceRawTp})
+		if err != nil {
+			if required[name] {
+				return fmt.Errorf("%w: cannot attach tp_btf/%s: %w; the kernel needs BTF-typed raw tracepoints (Linux 5.5+ with CONFIG_DEBUG_INFO_BTF)", ErrUnavailable, name, err)
+			}
+			p.missing = append(p.missing, fmt.Sprintf("tp_btf/%s: %v", name, err))
+			continue
+		}
+		p.links = append(p.links, l)
+	}
+	return nil
+}
+
+// programs names every program by its tracepoint.
+func (p *Probes) programs() map[string]*ebpf.Program {
+	return map[string]*ebpf.Program{
+		"sched_switch": p.objs.SchedSwitch, "sched_wakeup": p.objs.SchedWakeup,
+		"page_fault_user": p.objs.PageFaultUser, "page_fault_kernel": p.objs.PageFaultKernel,
+		"irq_handler_entry": p.objs.IrqHandlerEntry, "irq_handler_exit": p.objs.IrqHandlerExit,
+		"local_timer_entry": p.objs.LocalTimerEntry, "local_timer_exit": p.objs.LocalTimerExit,
+		"softirq_entry": p.objs.SoftirqEntry, "softirq_exit": p.objs.SoftirqExit,
+	}
+}
+
+// detach detaches every program, keeping maps and registrations (benchmarks compare attached
+// with detached in one run).
+func (p *Probes) detach() {
+	for _, l := range p.links {
+		_ = l.Close()
+	}
+	p.links = nil
 }
 
 func (p *Probes) closeKernel() {

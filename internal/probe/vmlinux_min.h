@@ -50,6 +50,12 @@ enum {
 	BPF_EXIST = 2,
 };
 
+/* BPF_FUNC_ringbuf_submit flags. */
+enum {
+	BPF_RB_NO_WAKEUP = 1,
+	BPF_RB_FORCE_WAKEUP = 2,
+};
+
 struct task_struct {
 	unsigned int __state;
 	pid_t pid;
