@@ -122,6 +122,7 @@ type prepState struct {
 	measure  uint64 // scratch for timing algorithms
 	measureN int64
 	ev0, ev1 uintptr
+	ms       *float32
 }
 
 // Prepare compiles a runtime/model model (worker.Built, or anything with a Built method) at the
@@ -210,7 +211,7 @@ func (d *Device) prepState() (*prepState, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps := &prepState{c: newCaller()}
+	ps := &prepState{c: newCaller(), ms: new(float32)}
 	if ps.stream, err = d.drv.streamCreate(greatest); err != nil {
 		return nil, err
 	}

@@ -82,8 +82,24 @@ func (ps *prepState) prepareConvMeasured(d *Device, opt PrepareOptions, s ConvSh
 	best, bestNs := -1, int64(1<<62)
 	for i, c := range cands {
 		cp.Algo, cp.WorkspaceBytes = c.algo, c.ws
+		// One warm-up run, timed: a candidate already 3× slower than the best is dropped
+		// without the timed runs (some algorithms take milliseconds on depthwise convs).
+		if err := d.drv.eventRecord(ps.c, ps.ev0, ps.stream); err != nil {
+			return nil, false, err
+		}
 		if err := cp.run(x, w, y, ws); err != nil {
 			continue // a candidate that cannot run is skipped
+		}
+		if err := d.drv.eventRecord(ps.c, ps.ev1, ps.stream); err != nil {
+			return nil, false, err
+		}
+		if err := d.drv.eventSynchronize(ps.c, ps.ev1); err != nil {
+			return nil, false, err
+		}
+		if ns, err := d.drv.elapsedNs(ps.c, ps.ms, ps.ev0, ps.ev1); err != nil {
+			return nil, false, err
+		} else if best >= 0 && ns*measureRuns > 3*bestNs {
+			continue
 		}
 		if err := d.drv.eventRecord(ps.c, ps.ev0, ps.stream); err != nil {
 			return nil, false, err
@@ -99,8 +115,7 @@ func (ps *prepState) prepareConvMeasured(d *Device, opt PrepareOptions, s ConvSh
 		if err := d.drv.eventSynchronize(ps.c, ps.ev1); err != nil {
 			return nil, false, err
 		}
-		ms := new(float32)
-		ns, err := d.drv.elapsedNs(ps.c, ms, ps.ev0, ps.ev1)
+		ns, err := d.drv.elapsedNs(ps.c, ps.ms, ps.ev0, ps.ev1)
 		if err != nil {
 			return nil, false, err
 		}

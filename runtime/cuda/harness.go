@@ -176,3 +176,28 @@ type builtOf struct{ m *model.Model }
 
 func (b builtOf) Name() string        { return b.m.Name }
 func (b builtOf) Built() *model.Model { return b.m }
+
+// Measure runs batch b of ld n times and returns each run's device time (ns, from the events
+// around the graph). gap > 0 idles the host that long (busy-waiting) between runs; with warm,
+// Device.Warm fills the gap but its last 50 µs. The caller should hold its OS thread.
+func (h *Harness) Measure(ld *Loaded, b, n int, gap time.Duration, warm bool) ([]int64, error) {
+	out := make([]int64, 0, n)
+	for range n {
+		sp, err := ld.P.Run(b, ld.Pages, ld.In, ld.Out, ld.Work)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sp.Dur())
+		if gap > 0 {
+			t0 := time.Now()
+			if warm && gap > 100*time.Microsecond {
+				if err := h.D.Warm(gap - 50*time.Microsecond); err != nil {
+					return nil, err
+				}
+			}
+			for time.Since(t0) < gap {
+			}
+		}
+	}
+	return out, nil
+}
