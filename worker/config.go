@@ -97,6 +97,9 @@ type Config struct {
 	Logger *slog.Logger
 	// TelemetryTSV, if set, receives one line per action (see Telemetry).
 	TelemetryTSV io.Writer
+	// Probe, if set, explains late INFERs with eBPF (see Probe; cw worker -probe) and forces
+	// executor threads to be locked, so each has one thread id to watch.
+	Probe *Probe
 	// RingSize is the number of telemetry records kept in memory (power of two).
 	RingSize int
 	// StallTimeout bounds a frame's arrival once begun (see wire.Config).

@@ -75,6 +75,7 @@ type executor struct {
 	gpu  int
 	lane device.Lane
 	cpu  int // -1: not pinned
+	tid  int // Linux thread id when locked (see Probe)
 
 	mu     sync.Mutex
 	heap   []*action
@@ -271,6 +272,8 @@ func (e *executor) loop(ready chan<- error) {
 			ready <- err
 			return
 		}
+		e.tid = e.w.cfg.Probe.threadStart(e.gpu, e.lane.String()) // names the thread; registers it if probing
+		defer e.w.cfg.Probe.threadEnd(e.tid)
 	}
 	ready <- nil
 	for {

@@ -28,6 +28,10 @@ type Record struct {
 	LatenessNs int64
 	Phases     [wire.NumPhases]wire.Span
 	ExecNs     int64
+	// Probe explains a late or overrunning INFER (Config.Probe): the kernel episodes on its exec
+	// thread, e.g. "preempted by pid 4121 (kworker/3:1) for 310µs on CPU 3". It may be filled
+	// a few ms after the record is written; empty otherwise.
+	Probe string
 }
 
 const recordWords = 11 + 2*int(wire.NumPhases)
@@ -53,7 +57,13 @@ type Telemetry struct {
 	done    chan struct{}
 	dropped atomic.Uint64
 	once    sync.Once
+
+	notesMu sync.Mutex
+	notes   map[uint64]string // action id -> Record.Probe, the last maxNotes
+	noteIDs []uint64          // FIFO of notes' keys
 }
+
+const maxNotes = 4096
 
 func newTelemetry(size int, tsv io.Writer) *Telemetry {
 	t := &Telemetry{ring: make([]slot, size), mask: uint64(size - 1)}
@@ -128,6 +138,7 @@ func (t *Telemetry) Since(dst []Record, from uint64) ([]Record, uint64) {
 		from = end - n
 	}
 	var r Record
+	n0 := len(dst)
 	for i := from; i < end; i++ {
 		for spins := 0; ; spins++ {
 			if t.read(i, &r) {
@@ -140,7 +151,35 @@ func (t *Telemetry) Since(dst []Record, from uint64) ([]Record, uint64) {
 			}
 		}
 	}
+	t.fillNotes(dst[n0:])
 	return dst, end
+}
+
+// note attaches a Probe explanation to action id's record (Probe's goroutine).
+func (t *Telemetry) note(id uint64, text string) {
+	t.notesMu.Lock()
+	defer t.notesMu.Unlock()
+	if t.notes == nil {
+		t.notes = make(map[uint64]string)
+	}
+	if len(t.noteIDs) == maxNotes {
+		delete(t.notes, t.noteIDs[0])
+		t.noteIDs = t.noteIDs[1:]
+	}
+	t.notes[id] = text
+	t.noteIDs = append(t.noteIDs, id)
+}
+
+// fillNotes sets Probe on the records that have a note.
+func (t *Telemetry) fillNotes(rs []Record) {
+	t.notesMu.Lock()
+	defer t.notesMu.Unlock()
+	if len(t.notes) == 0 {
+		return
+	}
+	for i := range rs {
+		rs[i].Probe = t.notes[rs[i].ActionID]
+	}
 }
 
 // Dropped counts records a reader lost to overwriting.

@@ -341,7 +341,7 @@ func (w *Worker) closeDevices() error {
 // nothing and costs two futex calls per hand-off (the waker passes its P to the locked thread
 // and parks): 40 % of the CPU in BenchmarkCluster with 256 executors on 2 cores.
 func (w *Worker) lockThreads() bool {
-	return len(w.cfg.CPUs) > 0 || w.cfg.FIFO || w.cfg.SpinNs > 0
+	return len(w.cfg.CPUs) > 0 || w.cfg.FIFO || w.cfg.SpinNs > 0 || w.cfg.Probe != nil
 }
 
 // getAction takes a pooled action. Reader goroutine.
@@ -483,6 +483,9 @@ func (w *Worker) runExec(e *executor, a *action, now int64) {
 	}
 	a.phases[wire.PhaseExec] = wire.Span{StartNs: now, EndNs: end}
 	a.execNs = sp.Dur()
+	if w.cfg.Probe != nil {
+		w.cfg.Probe.execDone(w, e, a, now, end)
+	}
 	a.eligible = 0
 	if !g.exec[device.LaneOutput].push(a) {
 		e.finish(a, wire.StatusOverloaded, "output queue full")

@@ -1,0 +1,136 @@
+package worker
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/clockwork-go/clockwork/internal/probe"
+)
+
+// Probe explains late INFERs with eBPF (internal/probe): executor threads are named
+// cw-g<gpu>-<lane> and registered when they start, and an INFER whose exec started more than
+// LateNs after its earliest, or ran LateNs longer than its expected time, gets the kernel
+// episodes that overlapped [earliest, exec end] on its exec thread as one line, in
+// Record.Probe and (if Log is set) as a TSV line "action_id gpu lateness_ns exec_ns
+// explanation". Explaining happens on Probe's own goroutine: the exec thread only queues the
+// action (non-blocking, no allocation; a full queue drops it and counts it in Dropped).
+//
+// Create with NewProbe, put in Config.Probe (one Probe may serve several workers), Close after
+// the workers.
+type Probe struct {
+	p      *probe.Probes
+	lateNs int64
+	log    io.Writer
+	offs   sync.Map // *Worker -> int64: its clock − CLOCK_MONOTONIC, calibrated at first use
+
+	reqs    chan probeReq
+	dropped atomic.Uint64
+	done    chan struct{}
+	once    sync.Once
+}
+
+type probeReq struct {
+	tele               *Telemetry
+	id                 uint64
+	gpu, tid           int
+	earliest, start    int64 // worker clock
+	end                int64
+	offsetNs, lateness int64
+}
+
+// DefaultProbeLateNs is the lateness (or overrun) from which an INFER is explained: above the
+// spin-wait's normal error (tens of µs on a loaded VM).
+const DefaultProbeLateNs = 200_000
+
+// NewProbe wraps open probes (probe.Open; the caller keeps ownership and closes them after
+// Probe.Close). lateNs 0: DefaultProbeLateNs. log may be nil.
+func NewProbe(p *probe.Probes, lateNs int64, log io.Writer) *Probe {
+	if lateNs <= 0 {
+		lateNs = DefaultProbeLateNs
+	}
+	pr := &Probe{p: p, lateNs: lateNs, log: log, reqs: make(chan probeReq, 1024), done: make(chan struct{})}
+	if log != nil {
+		fmt.Fprintln(log, "action_id\tgpu\tlateness_ns\texec_ns\texplanation")
+	}
+	go pr.run()
+	return pr
+}
+
+// Dropped counts late INFERs not explained because the queue was full.
+func (pr *Probe) Dropped() uint64 { return pr.dropped.Load() }
+
+// Close stops explaining (what is queued is finished first). Call after the workers closed.
+func (pr *Probe) Close() {
+	pr.once.Do(func() {
+		close(pr.reqs)
+		<-pr.done
+	})
+}
+
+// threadStart names the calling (locked) executor thread and, when pr is not nil, registers
+// it; it returns its tid. Any pr, nil included.
+func (pr *Probe) threadStart(gpu int, lane string) int {
+	name := fmt.Sprintf("cw-g%d-%s", gpu, lane)
+	_ = probe.NameThread(name) // best effort: only cw tools probe's default filter needs it
+	tid := unix.Gettid()
+	if pr != nil {
+		_ = pr.p.RegisterThread(tid, name) // full table: this thread goes unexplained
+	}
+	return tid
+}
+
+func (pr *Probe) threadEnd(tid int) {
+	if pr != nil {
+		_ = pr.p.UnregisterThread(tid)
+	}
+}
+
+// execDone queues an INFER's exec for explaining when it was late or ran long.
+//
+// Timing: exec thread; does not block or allocate.
+func (pr *Probe) execDone(w *Worker, e *executor, a *action, start, end int64) {
+	late := start - a.earliest
+	over := int64(0)
+	if a.expected > 0 {
+		over = end - start - a.expected
+	}
+	if late < pr.lateNs && over < pr.lateNs {
+		return
+	}
+	select {
+	case pr.reqs <- probeReq{tele: w.tele, id: a.id, gpu: a.gpu, tid: e.tid, earliest: a.earliest, start: start, end: end, offsetNs: pr.offset(w), lateness: late}:
+	default:
+		pr.dropped.Add(1)
+	}
+}
+
+func (pr *Probe) run() {
+	defer close(pr.done)
+	for r := range pr.reqs {
+		from := min(r.earliest, r.start)
+		x := pr.p.Explain(r.tid, from-r.offsetNs, r.end-r.offsetNs)
+		text := x.String()
+		if text == "" {
+			text = "no scheduler, IRQ or fault episode on the exec thread (late for another reason: queueing behind earlier actions, the GPU, or a Go pause)"
+		}
+		r.tele.note(r.id, text)
+		if pr.log != nil {
+			fmt.Fprintf(pr.log, "%d\t%d\t%d\t%d\t%s\n", r.id, r.gpu, r.lateness, r.end-r.start, text)
+		}
+	}
+}
+
+// offset is w's clock minus CLOCK_MONOTONIC, calibrated at the first call. Does not allocate
+// after that.
+func (pr *Probe) offset(w *Worker) int64 {
+	if v, ok := pr.offs.Load(w); ok {
+		return v.(int64)
+	}
+	off := probe.CalibrateClock(w.cfg.Clock).OffsetNs
+	pr.offs.Store(w, off)
+	return off
+}
