@@ -149,7 +149,8 @@ type Scheduler struct {
 type model struct {
 	id      int32
 	spec    ModelSpec
-	w1      window // batch-1 exec estimate across GPUs, for drops and demand
+	w1      window             // batch-1 exec estimate across GPUs, for drops and demand
+	wb      [maxBatches]window // per batch size, measurements across GPUs: seeds new copies
 	wload   window
 	queues  [maxClasses]queue
 	pending int32 // live queued requests
@@ -836,6 +837,7 @@ func (s *Scheduler) result(now int64, ev *Event) {
 			g.exec.done(ev.Action, end)
 			if ev.DurNs > 0 {
 				in.est[f.batchIdx].add(ev.DurNs)
+				m.wb[f.batchIdx].add(ev.DurNs)
 				if f.batchIdx == 0 {
 					m.w1.add(ev.DurNs)
 				}
@@ -1067,9 +1069,15 @@ func (s *Scheduler) newInstance(m *model, g *gpu) int32 {
 	for c := range in.hidx {
 		in.hidx[c] = -1
 	}
-	// Seed from the model's latest batch-1 estimate scaled by the profile's batch ratios.
+	// Seed from the model's measurements at each batch size on any GPU, else from its latest
+	// batch-1 estimate scaled by the profile's batch ratios: a copy reloaded many times (or
+	// one whose profile is off) does not start from the profile again.
 	for i, e := range m.spec.ExecNs {
-		in.est[i].seed(max(e, e*m.w1.p99/m.spec.ExecNs[0]))
+		if m.wb[i].n > 0 {
+			in.est[i].seed(m.wb[i].p99)
+		} else {
+			in.est[i].seed(max(1, e*m.w1.p99/m.spec.ExecNs[0]))
+		}
 	}
 	m.insts = append(m.insts, x)
 	m.copies++
