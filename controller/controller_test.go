@@ -30,6 +30,11 @@ func newRig(t testing.TB, workers, gpus int, synth bool, models ...string) *rig 
 }
 
 func newRigPages(t testing.TB, workers, gpus int, synth bool, pages uint32, models ...string) *rig {
+	return newRigWith(t, workers, gpus, synth, pages, nil, models...)
+}
+
+// newRigWith is newRigPages with tweak applied to the controller's configuration.
+func newRigWith(t testing.TB, workers, gpus int, synth bool, pages uint32, tweak func(*Config), models ...string) *rig {
 	r := &rig{t: t, done: make(chan error, 1)}
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
@@ -39,6 +44,9 @@ func newRigPages(t testing.TB, workers, gpus int, synth bool, pages uint32, mode
 	cfg.RequestLog, cfg.ActionLog = &r.reqLog, &r.actLog
 	for _, m := range models {
 		cfg.Models = append(cfg.Models, ModelSource{Name: m, Path: m + ".onnx"})
+	}
+	if tweak != nil {
+		tweak(&cfg)
 	}
 	for range workers {
 		w := newTestWorker(gpus, pages, synth)
