@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/clockwork-go/clockwork/internal/probe"
+	"github.com/clockwork-go/clockwork/worker"
 )
 
 func init() {
@@ -165,6 +167,40 @@ func writeProbeReport(w *strings.Builder, pid int, elapsed time.Duration, stats 
 		e := &worst[i]
 		fmt.Fprintf(w, "  %10v  tid %d: %s\n", e.Duration().Round(time.Microsecond), e.TID, e.String())
 	}
+}
+
+// openWorkerProbe opens eBPF probes for cw worker -probe. Where probes cannot run (no
+// privileges, no BTF) it says why on stderr and returns a nil Probe: the worker runs without.
+// close closes them after the worker.
+func openWorkerProbe(lateNs int64, logPath string, stderr io.Writer) (pr *worker.Probe, close func(), err error) {
+	p, err := probe.Open(probe.Config{})
+	if errors.Is(err, probe.ErrUnavailable) {
+		fmt.Fprintf(stderr, "worker: -probe: running without probes: %v\n", err)
+		return nil, func() {}, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	log := stderr
+	var f *os.File
+	if logPath != "" {
+		if f, err = os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err != nil {
+			p.Close()
+			return nil, nil, fmt.Errorf("cannot open the -probe-log file: %w", err)
+		}
+		log = f
+	}
+	for _, m := range p.Missing() {
+		fmt.Fprintf(stderr, "worker: -probe: not attached (those episodes stay empty): %s\n", m)
+	}
+	pr = worker.NewProbe(p, lateNs, log)
+	return pr, func() {
+		pr.Close()
+		p.Close()
+		if f != nil {
+			f.Close()
+		}
+	}, nil
 }
 
 // isTerminal reports whether w is a terminal (then the report redraws in place).

@@ -81,6 +81,9 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	lead := fs.Duration("input-lead", worker.DefaultInputLeadNs, "an INFER's input copy may start this long before its earliest (Clockwork: 5ms)")
 	secretFile := fs.String("secret-file", "", "file holding the shared secret for the HMAC hello (empty: no authentication)")
 	tsv := fs.String("telemetry", "", "append one TSV line per action to this file (empty: in-memory ring only)")
+	probeOn := fs.Bool("probe", false, "explain late INFERs with eBPF (needs root or CAP_BPF+CAP_PERFMON and kernel BTF; without them the worker says what is missing and runs without probes); forces executor threads to be locked")
+	probeLate := fs.Duration("probe-late", worker.DefaultProbeLateNs, "with -probe: explain INFERs whose exec started this late, or ran this much over the expected time")
+	probeLog := fs.String("probe-log", "", "with -probe: append one TSV line per explained INFER to this file (empty: stderr)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -140,6 +143,14 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		defer f.Close()
 		cfg.TelemetryTSV = f
+	}
+	if *probeOn {
+		pr, closeProbe, err := openWorkerProbe(int64(*probeLate), *probeLog, stderr)
+		if err != nil {
+			return err
+		}
+		defer closeProbe()
+		cfg.Probe = pr
 	}
 	w, err := worker.New(cfg)
 	if err != nil {
