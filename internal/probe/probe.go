@@ -307,8 +307,27 @@ func (p *Probes) programs() map[string]*ebpf.Program {
 	}
 }
 
-// detach detaches every program, keeping maps and registrations (benchmarks compare attached
-// with detached in one run).
+// Detach detaches every program, keeping maps, registrations and episodes: nothing runs in
+// the kernel until Attach. Benchmarks use it to compare on with off in one run.
+func (p *Probes) Detach() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.detach()
+}
+
+// Attach re-attaches the programs after Detach (a no-op while attached).
+func (p *Probes) Attach() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	if len(p.links) > 0 {
+		return nil
+	}
+	return p.attach()
+}
+
 func (p *Probes) detach() {
 	for _, l := range p.links {
 		_ = l.Close()
