@@ -582,8 +582,9 @@ func (c *Controller) sendInfer(now int64, a *sched.Action) {
 		if p == nil {
 			panic(fmt.Sprintf("BUG: INFER %#x for unknown request %#x", a.ID, id))
 		}
+		// p.input stays until the request is answered: a failed INFER puts its requests back
+		// in their queues (sched.requeueBatch) and the retry sends the bytes again.
 		c.batchBuf = append(c.batchBuf, p.input...)
-		p.input = nil
 		p.dispatched, p.batch = now, uint16(a.Batch)
 	}
 	c.inferMsg = wire.Infer{Window: wire.Window{ActionID: a.ID, ModelID: uint32(a.Model + 1), GPU: g.index,
