@@ -90,6 +90,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	be.register(fs)
 	root := fs.String("model-root", "", "with -backend cpu or cuda: the directory holding the -models ONNX files (then -models is path:copies,...)")
 	batches := fs.String("batches", "1,2,4,8,16", "with -backend cpu or cuda: batch sizes the models are compiled at")
+	var cf compiledFlags
+	cf.register(fs)
 	w.register(fs, "none (serve until interrupted), poisson, closed, bursty, sweep, ramp, azure")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -151,16 +153,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cl, err = e2e.Start(ctx, e2e.ClusterConfig{Workers: *workers, GPUsPerWorker: *gpus, Profile: prof, Instances: inst,
 			GPUMemBytes: *gpuMem << 20, SimNoise: *noise, SpinNs: int64(*spin), Controller: ccfg, Logger: logger})
 	} else {
-		var bs []int
-		if bs, err = parseBatches(*batches); err == nil && *workers != 1 {
-			err = fmt.Errorf("-workers %d: -backend %s runs one worker driving -gpus devices", *workers, be.name)
-		}
-		if *profile != "" { // e.g. the committed H100 profile: estimates by the file's base name
-			ccfg.Profile = controller.SimProfile(prof)
-		}
-		if err == nil {
-			cl, err = startCompiled(ctx, &be, *root, *gpus, bs, inst, ccfg, logger)
-		}
+		cl, inst, err = startServeCompiled(ctx, &be, &cf, *root, *batches, *workers, *gpus, int64(*spin), *profile != "", prof, inst, ccfg, w, *verbose, stderr)
 	}
 	if err != nil {
 		return err
