@@ -17,7 +17,8 @@ import (
 // episodes that overlapped [earliest, exec end] on its exec thread as one line, in
 // Record.Probe and (if Log is set) as a TSV line "action_id gpu lateness_ns exec_ns
 // explanation". Explaining happens on Probe's own goroutine: the exec thread only queues the
-// action (non-blocking, no allocation; a full queue drops it and counts it in Dropped).
+// action (non-blocking, no allocation; a full queue, or more than ProbeMaxPerSec late INFERs in
+// one second, drops it and counts it in Dropped).
 //
 // Create with NewProbe, put in Config.Probe (one Probe may serve several workers), Close after
 // the workers.
@@ -29,9 +30,17 @@ type Probe struct {
 
 	reqs    chan probeReq
 	dropped atomic.Uint64
+	limited atomic.Uint64
+	sec     atomic.Int64 // current second of the rate limit (worker clock / 1e9)
+	inSec   atomic.Int64 // explanations queued in it
 	done    chan struct{}
 	once    sync.Once
 }
+
+// ProbeMaxPerSec bounds explanations per second per Probe: each costs an Explain (a scan of
+// the thread's episode history) on Probe's goroutine, and when a backlog makes most actions
+// late, explaining every one would take a CPU from the worker.
+const ProbeMaxPerSec = 200
 
 type probeReq struct {
 	tele               *Telemetry
@@ -60,8 +69,9 @@ func NewProbe(p *probe.Probes, lateNs int64, log io.Writer) *Probe {
 	return pr
 }
 
-// Dropped counts late INFERs not explained because the queue was full.
-func (pr *Probe) Dropped() uint64 { return pr.dropped.Load() }
+// Dropped counts late INFERs not explained because the queue was full or more than
+// ProbeMaxPerSec were late in one second.
+func (pr *Probe) Dropped() uint64 { return pr.dropped.Load() + pr.limited.Load() }
 
 // Close stops explaining (what is queued is finished first). Call after the workers closed.
 func (pr *Probe) Close() {
@@ -99,6 +109,14 @@ func (pr *Probe) execDone(w *Worker, e *executor, a *action, start, end int64) {
 		over = end - start - a.expected
 	}
 	if late < pr.lateNs && over < pr.lateNs {
+		return
+	}
+	if s := end / 1e9; pr.sec.Load() != s {
+		pr.sec.Store(s) // racy reset across exec threads: at worst a few extra in one second
+		pr.inSec.Store(0)
+	}
+	if pr.inSec.Add(1) > ProbeMaxPerSec {
+		pr.limited.Add(1)
 		return
 	}
 	select {
