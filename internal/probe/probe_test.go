@@ -144,9 +144,10 @@ func TestPreemptionAttributed(t *testing.T) {
 	}
 	x := p.Explain(tid, start, end)
 	t.Logf("competitor tid %d; whole run: preempted %v, runqueue %v, blocked %v, irq %v", comp, x.Preempted, x.RunQueue, x.Blocked, x.IRQ)
-	// The machine is shared: other processes (compilers) may take CPU 1 too. So check that
-	// (1) the gaps are explained by scheduling episodes of someone, (2) the competitor got a fair
-	// share of them (at least 1/5: up to 3 other busy tasks on that CPU), (3) the gap it covered most is explained in words naming it.
+	// The machine is shared: other processes (compilers) may take the CPU too. So check that
+	// (1) the gaps are explained by scheduling episodes of someone, (2) the competitor got a
+	// fair share of them (at least 1/5: up to 3 other busy tasks on that CPU), (3) the gap it
+	// covered most is explained in words naming it.
 	var lost, explained, byComp time.Duration
 	best, bestComp := -1, time.Duration(0)
 	for i, g := range gaps {
