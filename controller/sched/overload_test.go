@@ -79,15 +79,24 @@ func fmtMix(m map[int32]int) string {
 // ResNet-50 models round-robin at 300 r/s, room for 40 on the GPU, PCIe for ~120 LOADs/s),
 // each LOAD must serve the request it was issued for: LOADs go only to requests that can still
 // be served once the LOAD completes. Before the fix, LOADs kept running for requests that
-// expired while they waited for PCIe.
+// expired while they waited for PCIe. The second case runs LOADs at 175 % of the profile's
+// time (cw serve's sim measured 14.5 ms for the profile's 8.32): models never loaded before
+// must be estimated from how other LOADs compared with their profiles.
 func TestColdLoadsServe(t *testing.T) {
 	seed := testSeed(t)
 	t.Logf("seed %d (rerun with TEST_SEED=%d)", seed, seed)
+	for _, pct := range []int64{100, 175} {
+		t.Run(fmt.Sprintf("load=%d%%", pct), func(t *testing.T) { coldLoads(t, seed, pct) })
+	}
+}
+
+func coldLoads(t *testing.T, seed uint64, loadPercent int64) {
 	var specs []*ModelSpec
 	for m := range 400 {
 		specs = append(specs, resnet50V100(int32(m)))
 	}
 	w := newSimWorldSpecs(t, seed, DefaultConfig(), 1, 1, 40*7, specs)
+	w.loadPercent = loadPercent
 	const span, rate = 3e9, 300.0
 	var id uint64
 	for w.now < span {
@@ -102,7 +111,8 @@ func TestColdLoadsServe(t *testing.T) {
 	if w.ok < w.loads*95/100 {
 		t.Errorf("%d LOADs served %d requests: want >= 0.95 per LOAD", w.loads, w.ok)
 	}
-	if perS(w.ok) < 100 { // one LOAD is 8.32 ms: 120/s at most
-		t.Errorf("goodput %.1f r/s, want >= 100 (PCIe allows ~120 LOADs/s)", perS(w.ok))
+	// One LOAD is 8.32 ms × loadPercent: 120/s at most at 100 %, 69/s at 175 %.
+	if want := 100 * 100 / float64(loadPercent); perS(w.ok) < want {
+		t.Errorf("goodput %.1f r/s, want >= %.1f", perS(w.ok), want)
 	}
 }

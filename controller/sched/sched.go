@@ -132,11 +132,14 @@ type Scheduler struct {
 	freeReq []int32
 	byID    map[uint64]int32
 
-	flights   []flight
-	freeFl    []int32
-	evictSeq  uint64
-	timers    timerHeap
-	unmet     modelHeap
+	flights  []flight
+	freeFl   []int32
+	evictSeq uint64
+	timers   timerHeap
+	unmet    modelHeap
+	// loadRatio: the last LOADs' measured time over their profile's, in thousandths (p99):
+	// the estimate of a model never loaded yet is its profile's time scaled by it.
+	loadRatio window
 	lastNow   int64
 	out       []Action
 	idbuf     []uint64
@@ -869,6 +872,7 @@ func (s *Scheduler) result(now int64, ev *Event) {
 		g.pcie.done(ev.Action, end)
 		if ev.DurNs > 0 {
 			m.wload.add(ev.DurNs)
+			s.loadRatio.add(min(ev.DurNs, 1<<40) * 1000 / m.spec.LoadNs)
 		}
 		in.state = instLoaded
 		s.lruTouch(g, f.inst)
@@ -896,7 +900,7 @@ func (s *Scheduler) scheduleLoads(now int64) {
 		}
 		// A LOAD is worth it only for requests that can still be served once it completes:
 		// the earliest a batch of 1 can end after a LOAD on g.
-		ready := g.pcie.available(now, s.cfg.FutureNs, s.cfg.LagNs) + m.wload.p99 + s.cfg.FutureNs + m.w1.p99
+		ready := g.pcie.available(now, s.cfg.FutureNs, s.cfg.LagNs) + s.loadEst(m) + s.cfg.FutureNs + m.w1.p99
 		if m.copies == 0 {
 			// Nothing else can serve the requests that cannot wait for it: drop them now.
 			s.dropBefore(m, ready)
@@ -1050,9 +1054,19 @@ func (s *Scheduler) issueLoad(now int64, g *gpu, m *model, relaxed bool) {
 	fi := s.newFlight(ActLoad, g.id, x)
 	id := flightID(fi, s.flights[fi].gen)
 	at := g.pcie.available(now, s.cfg.FutureNs, s.cfg.LagNs)
-	g.pcie.add(id, m.wload.p99, at)
+	est := s.loadEst(m)
+	g.pcie.add(id, est, at)
 	s.out = append(s.out, Action{Kind: ActLoad, ID: id, Worker: g.worker, GPU: g.id, Model: m.id,
-		EarliestNs: now, LatestNs: at + s.cfg.ScheduleAheadNs, ExpectedNs: m.wload.p99})
+		EarliestNs: now, LatestNs: at + s.cfg.ScheduleAheadNs, ExpectedNs: est})
+}
+
+// loadEst is the expected LOAD time of m: its own measurements, or, before it has any, its
+// profile's time scaled by how the last LOADs of any model compared with their profiles.
+func (s *Scheduler) loadEst(m *model) int64 {
+	if m.wload.n > 0 || s.loadRatio.n == 0 {
+		return m.wload.p99
+	}
+	return max(1, m.spec.LoadNs*s.loadRatio.p99/1000)
 }
 
 func (s *Scheduler) newInstance(m *model, g *gpu) int32 {

@@ -42,6 +42,7 @@ type simWorld struct {
 	infers             int
 	okByBatch          map[int32]int // successful requests by the batch size that served them
 	loads              int           // LOADs run (not rejected)
+	loadPercent        int64         // LOADs take this % of the profile's time (0: 100)
 }
 
 type simReq struct {
@@ -198,6 +199,9 @@ func (w *simWorld) step(ev *Event) {
 			g.free -= spec.Pages
 			start := max(w.now+w.netNs, g.pcieFree)
 			dur := spec.LoadNs * int64(90+w.rng.IntN(10)) / 100
+			if w.loadPercent > 0 {
+				dur = dur * w.loadPercent / 100
+			}
 			if start > a.LatestNs {
 				g.free += spec.Pages
 				w.rejected++
