@@ -113,11 +113,7 @@ func (f *compiledFlags) workerConfig(be *backendFlags, root string, gpus int, ba
 // inst on it; it returns the cluster and the instances that registered (an instance whose file
 // does not import is reported on stderr and left out). models.tsv in outDir (if not empty)
 // lists every instance with its controller model id (the action log's model_id) and status.
-func startCompiled(ctx context.Context, wcfg worker.Config, inst []e2e.Instance, ccfg controller.Config, parallel int, outDir string, logger, stderr io.Writer) (*e2e.Compiled, []e2e.Instance, error) {
-	var lg *slog.Logger
-	if logger != nil {
-		lg = slog.New(slog.NewTextHandler(logger, nil))
-	}
+func startCompiled(ctx context.Context, wcfg worker.Config, inst []e2e.Instance, ccfg controller.Config, parallel int, outDir string, lg *slog.Logger, stderr io.Writer) (*e2e.Compiled, []e2e.Instance, error) {
 	cl, err := e2e.StartCompiled(ctx, e2e.CompiledConfig{Workers: []worker.Config{wcfg}, Instances: inst, Controller: ccfg, Parallel: parallel, Logger: lg})
 	if err != nil {
 		return nil, nil, err
@@ -202,11 +198,13 @@ func startServeCompiled(ctx context.Context, be *backendFlags, cf *compiledFlags
 			wcfg.TelemetryTSV = f
 		}
 	}
-	var logw io.Writer
+	// Errors (a model a worker cannot register, and why) always reach stderr; -v adds the rest.
+	level := slog.LevelError
 	if verbose {
-		logw = stderr
+		level = slog.LevelInfo
 	}
-	cl, ok, err := startCompiled(ctx, wcfg, inst, ccfg, cf.parallel, out, logw, stderr)
+	lg := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cl, ok, err := startCompiled(ctx, wcfg, inst, ccfg, cf.parallel, out, lg, stderr)
 	if err != nil {
 		for _, f := range cs.files {
 			f.Close()
