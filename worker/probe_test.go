@@ -121,7 +121,8 @@ func firstLines(s string, n int) string {
 // "off" blocks the BPF programs are detached, so nothing runs in the kernel. Both lock their
 // executors (spin 50 µs). Reports: INFERs/s ("tiny", 1 µs exec, 64 outstanding; median of
 // blocks) off and on and the loss in %, and p99 lateness of one-at-a-time INFERs ("fast", 100
-// µs exec, earliest 1 ms after sending) off and on. b.N: INFERs per mode.
+// µs exec, earliest 1 ms after sending) off and on. b.N: INFERs per mode (blocks of 20000; run
+// -benchtime=200000x or more).
 func BenchmarkProbe(b *testing.B) {
 	p, err := probe.Open(probe.Config{})
 	if errors.Is(err, probe.ErrUnavailable) {
@@ -155,7 +156,9 @@ func BenchmarkProbe(b *testing.B) {
 		k.load(2, 0)
 		sides[i] = &side{k: k, probe: i == 1}
 	}
-	const block, window = 1000, 64
+	// Blocks of ~100 ms: attaching or detaching disturbs the machine for a few ms (static
+	// keys, RCU), which shorter blocks would measure instead of the steady state.
+	const block, window = 20000, 64
 	in := make([]byte, 64)
 	runBlock := func(s *side) {
 		k := s.k
@@ -181,7 +184,7 @@ func BenchmarkProbe(b *testing.B) {
 		}
 		s.tput = append(s.tput, block/time.Since(t0).Seconds())
 		// Lateness: a few one-at-a-time INFERs of "fast".
-		for range block / 50 {
+		for range 50 {
 			k.id++
 			now := UnixMonoClock()
 			m.Window = wire.Window{ActionID: k.id, ModelID: 1, EarliestNs: now + 1e6, LatestNs: now + 1e9}
@@ -204,6 +207,7 @@ func BenchmarkProbe(b *testing.B) {
 			} else if err := p.Attach(); err != nil {
 				b.Fatal(err)
 			}
+			time.Sleep(10 * time.Millisecond) // let the attach/detach settle
 			runBlock(sides[i])
 		}
 	}
