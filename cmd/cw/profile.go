@@ -89,6 +89,8 @@ func runToolsProfile(_ context.Context, args []string, stdout, stderr io.Writer)
 	gapRuns := fs.Int("gap-runs", 300, "timed runs per gap row")
 	out := fs.String("out", "", "profile file to write (runtime/sim format); empty: none")
 	rowsOut := fs.String("rows", "", "JSON-lines rows to write (bench.py's format, mode cw and cw+warm)")
+	fuse := fs.Bool("fuse", true, "fuse convolution, bias, ReLU and residual Add into one cuDNN call where possible")
+	breakdown := fs.Bool("breakdown", true, "print device time per op (steps run one at a time) at the smallest and largest batch")
 	region := fs.Int64("region-mib", 8192, "MiB of device memory to take")
 	pageMiB := fs.Int64("page-mib", 16, "weight page size, MiB")
 	driver := fs.String("cuda-driver", def.DriverLib, "path of libcuda.so.1")
@@ -179,7 +181,9 @@ func runToolsProfile(_ context.Context, args []string, stdout, stderr io.Writer)
 			fmt.Fprintf(stdout, "%s: cannot build: %v\n", name, err)
 			continue
 		}
-		ld, err := h.Load(m, batches, cuda.DefaultPrepareOptions())
+		opt := cuda.DefaultPrepareOptions()
+		opt.FuseConv = *fuse
+		ld, err := h.Load(m, batches, opt)
 		if err != nil {
 			fmt.Fprintf(stdout, "%s: cannot prepare: %v\n", name, err)
 			continue
@@ -196,9 +200,26 @@ func runToolsProfile(_ context.Context, args []string, stdout, stderr io.Writer)
 		slices.Sort(loads)
 		mp := sim.ModelProfile{ModelName: name, WeightsBytes: p.WeightBytes(), InputBytes: p.InputBytes(1), OutputBytes: p.OutputBytes(1),
 			LoadNs: loads[len(loads)/2]}
-		fmt.Fprintf(stdout, "%s: prepared %v in %v (built+prepared %v), %d pages of %d MiB, LOAD %v; kernels per batch %v\n",
+		fmt.Fprintf(stdout, "%s: prepared %v in %v (built+prepared %v), %d pages of %d MiB, LOAD %v; kernels per batch %v; %+v\n",
 			name, p.Batches(), ld.PrepareElapsed.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond), p.Pages(), p.PageBytes()>>20,
-			time.Duration(mp.LoadNs), p.Stats.Kernels)
+			time.Duration(mp.LoadNs), p.Stats.Kernels, p.Stats)
+		if *breakdown {
+			for _, b := range []int{p.Batches()[0], p.Batches()[len(p.Batches())-1]} {
+				ops, err := p.Breakdown(b, ld.Pages, ld.In, ld.Out, ld.Work)
+				if err != nil {
+					return err
+				}
+				var sb strings.Builder
+				var tot int64
+				for _, o := range ops {
+					tot += o.Ns
+				}
+				for _, o := range ops {
+					fmt.Fprintf(&sb, " %s×%d %.0fµs (%.0f%%)", o.Op, o.Steps, float64(o.Ns)/1e3, 100*float64(o.Ns)/float64(tot))
+				}
+				fmt.Fprintf(stdout, "%s b%d breakdown (steps one at a time, %.0f µs):%s\n", name, b, float64(tot)/1e3, sb.String())
+			}
+		}
 		for _, b := range p.Batches() {
 			mp.WorkspaceBytes = max(mp.WorkspaceBytes, p.WorkspaceBytes(b))
 			if _, err := h.Measure(ld, b, *warmup, 0, false); err != nil {

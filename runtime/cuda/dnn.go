@@ -58,6 +58,7 @@ type dnnLib struct {
 	convFwd                                        uintptr
 	poolCreate, poolSet2d, poolDestroy, poolFwd    uintptr
 	actCreate, actDestroy, actFwd, addTensor       uintptr
+	convBiasAct                                    uintptr // cudnnConvolutionBiasActivationForward
 	// setActivation takes a double, which SyscallN cannot pass; RegisterFunc can.
 	setActivation func(desc uintptr, mode, nanOpt int32, coef float64) int32
 }
@@ -99,6 +100,7 @@ func loadDNN(cfg Config) (*dnnLib, error) {
 		"cudnnDestroyActivationDescriptor":        &d.actDestroy,
 		"cudnnActivationForward":                  &d.actFwd,
 		"cudnnAddTensor":                          &d.addTensor,
+		"cudnnConvolutionBiasActivationForward":   &d.convBiasAct,
 	})
 	if err != nil {
 		return nil, err

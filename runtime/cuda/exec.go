@@ -50,11 +50,14 @@ type PrepareOptions struct {
 	// MeasureAlgos times every cuDNN algorithm candidate at prepare and keeps the fastest (the
 	// heuristic's first choice otherwise).
 	MeasureAlgos bool
+	// FuseConv runs a convolution with its bias, ReLU and residual Add as one cuDNN call
+	// (cudnnConvolutionBiasActivationForward) where cuDNN and the memory plan allow.
+	FuseConv bool
 }
 
 // DefaultPrepareOptions are what Prepare uses: fp32, measured algorithms.
 func DefaultPrepareOptions() PrepareOptions {
-	return PrepareOptions{Precision: FP32, MeasureAlgos: true}
+	return PrepareOptions{Precision: FP32, MeasureAlgos: true, FuseConv: true}
 }
 
 // Program is a model prepared on one device: a CUDA graph per batch size.
@@ -66,6 +69,7 @@ type Program struct {
 	weights   int64
 	plans     []*batchProg
 	convs     []*convPlan
+	fused     []*convFused
 	// PrepareStats: what Prepare measured and chose (for the profile and the docs).
 	Stats PrepareStats
 }
@@ -76,6 +80,11 @@ type PrepareStats struct {
 	Relocs    []int // kernel nodes holding relocatable addresses, per batch graph
 	Convs     int   // convolutions prepared (all batches)
 	AlgoSwaps int   // convolutions where measuring chose other than the heuristic's first
+	// DepthwiseOurs counts depthwise convolutions run by our kernel (measured faster than cuDNN).
+	DepthwiseOurs int
+	// FusedConvs ran as cudnnConvolutionBiasActivationForward, FusedResiduals of them with the
+	// residual Add (and its ReLU) folded in.
+	FusedConvs, FusedResiduals int
 }
 
 var _ device.Program = (*Program)(nil)
@@ -89,7 +98,8 @@ type batchProg struct {
 	bound         []uint64 // bases the graph points at: pages..., input, output, workspace
 	cur           []uint64 // bases the steps read while capturing
 	steps         []step
-	consts        uint64 // device memory for derived constants (BN coefficients, gather descriptors)
+	stepOps       []string // each step's op, for Breakdown
+	consts        uint64   // device memory for derived constants (BN coefficients, gather descriptors)
 }
 
 // step enqueues one operation on a stream, reading its addresses from the batch's cur bases.
@@ -584,6 +594,10 @@ func (p *Program) Close() error {
 		}
 	}
 	d := p.d
+	for _, f := range p.fused {
+		f.close()
+	}
+	p.fused = nil
 	for _, cp := range p.convs {
 		cp.close()
 	}
@@ -647,4 +661,74 @@ func (d *driver) loadParamInfo() error {
 func argPtr(params uintptr, j int) unsafe.Pointer {
 	arr := *(*unsafe.Pointer)(unsafe.Pointer(&params))
 	return *(*unsafe.Pointer)(unsafe.Add(arr, j*8))
+}
+
+// OpTime is the device time of one kind of step in a Breakdown.
+type OpTime struct {
+	Op    string
+	Steps int
+	Ns    int64
+}
+
+// Breakdown runs batch b's steps one at a time on the prepare stream (not as the graph), with
+// events around each, and sums the device time per op (the last of 3 passes, so clocks are up).
+// Diagnostic; control path; serializes with Prepare. Step times include each launch's gap, so
+// the total exceeds the graph's.
+func (p *Program) Breakdown(b int, pages []device.Ptr, in, out, workspace device.Ptr) ([]OpTime, error) {
+	bp := p.batch(b)
+	if bp == nil || len(pages) != p.nPages {
+		return nil, fmt.Errorf("cannot break down model %q at batch %d", p.name, b)
+	}
+	d := p.d
+	d.prepMu.Lock()
+	defer d.prepMu.Unlock()
+	ps := d.prep
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := d.drv.setCurrent(nil, d.ctx); err != nil {
+		return nil, err
+	}
+	for i, pg := range pages {
+		bp.cur[i] = uint64(pg)
+	}
+	bp.cur[p.baseIn()], bp.cur[p.baseOut()], bp.cur[p.baseWork()] = uint64(in), uint64(out), uint64(workspace)
+	byOp := map[string]*OpTime{}
+	for pass := range 3 {
+		for i, st := range bp.steps {
+			ns, err := func() (int64, error) {
+				if err := d.drv.eventRecord(ps.c, ps.ev0, ps.stream); err != nil {
+					return 0, err
+				}
+				if err := st(ps.stream); err != nil {
+					return 0, err
+				}
+				if err := d.drv.eventRecord(ps.c, ps.ev1, ps.stream); err != nil {
+					return 0, err
+				}
+				if err := d.drv.eventSynchronize(ps.c, ps.ev1); err != nil {
+					return 0, err
+				}
+				return d.drv.elapsedNs(ps.c, ps.ms, ps.ev0, ps.ev1)
+			}()
+			if err != nil {
+				return nil, err
+			}
+			if pass < 2 {
+				continue
+			}
+			o := byOp[bp.stepOps[i]]
+			if o == nil {
+				o = &OpTime{Op: bp.stepOps[i]}
+				byOp[o.Op] = o
+			}
+			o.Steps++
+			o.Ns += ns
+		}
+	}
+	var res []OpTime
+	for _, o := range byOp {
+		res = append(res, *o)
+	}
+	slices.SortFunc(res, func(a, b OpTime) int { return int(b.Ns - a.Ns) })
+	return res, nil
 }

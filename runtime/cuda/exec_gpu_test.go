@@ -100,7 +100,9 @@ func TestGPUZoo(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ld, err := h.Load(m, []int{1, 16}, DefaultPrepareOptions())
+			opt := DefaultPrepareOptions()
+			opt.FuseConv = os.Getenv("ZOO_NOFUSE") == ""
+			ld, err := h.Load(m, []int{1, 16}, opt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -201,8 +203,8 @@ func TestGPUZoo(t *testing.T) {
 				t.Errorf("after re-binding to other pages the output differs")
 			}
 			st := p.Stats
-			t.Logf("ZOO %s: refs %d, max err/scale b1 %.2e b16 %.2e, top-1 identical; kernels %v relocatable %v; convs %d (measured algo differs from heuristic in %d); prepare %v; re-bind+run %v vs run %v (wall)",
-				name, nref, rel1, rel16, st.Kernels, st.Relocs, st.Convs, st.AlgoSwaps, ld.PrepareElapsed.Round(time.Millisecond), rebindRun, plainRun)
+			t.Logf("ZOO %s: refs %d, max err/scale b1 %.2e b16 %.2e, top-1 identical; kernels %v relocatable %v; convs %d (measured algo differs from heuristic in %d, fused %d, with residual %d, depthwise ours %d); prepare %v; re-bind+run %v vs run %v (wall)",
+				name, nref, rel1, rel16, st.Kernels, st.Relocs, st.Convs, st.AlgoSwaps, st.FusedConvs, st.FusedResiduals, st.DepthwiseOurs, ld.PrepareElapsed.Round(time.Millisecond), rebindRun, plainRun)
 		})
 	}
 }

@@ -38,8 +38,12 @@ type compiler struct {
 	bp     *batchProg
 	opt    PrepareOptions
 	consts []byte
+	op     string // the op of the node being compiled
+	idx    int    // its index in the schedule
 	uses   []int
-	done   []bool
+	// first and last step of each value's life; prod is its producing step (-1: none)
+	first, last, prod []int
+	done              []bool
 }
 
 func (c *compiler) errorf(n *model.Node, format string, args ...any) error {
@@ -132,7 +136,13 @@ func (c *compiler) hostConst(id model.ValueID) *model.Tensor {
 	return c.val(id).Const
 }
 
-func (c *compiler) add(s step) { c.bp.steps = append(c.bp.steps, s) }
+func (c *compiler) add(s step) { c.addOp(c.op, s) }
+
+// addOp appends a step, labelled with an op name for Program.Breakdown.
+func (c *compiler) addOp(op string, s step) {
+	c.bp.steps = append(c.bp.steps, s)
+	c.bp.stepOps = append(c.bp.stepOps, op)
+}
 
 // compile walks the schedule.
 func (c *compiler) compile() error {
@@ -148,8 +158,25 @@ func (c *compiler) compile() error {
 	for _, id := range g.Outputs {
 		c.uses[id]++
 	}
+	c.first, c.last, c.prod = make([]int, len(g.Values)), make([]int, len(g.Values)), make([]int, len(g.Values))
+	for v := range g.Values {
+		c.first[v], c.last[v], c.prod[v] = -1, -1, -1
+	}
+	for i := range g.Nodes {
+		for _, id := range g.Nodes[i].Outputs {
+			if id != model.NoValue {
+				c.first[id], c.last[id], c.prod[id] = i, i, i
+			}
+		}
+		for _, id := range g.Nodes[i].Inputs {
+			if id != model.NoValue {
+				c.last[id] = max(c.last[id], i)
+			}
+		}
+	}
 	c.done = make([]bool, len(g.Nodes))
 	for i := range g.Nodes {
+		c.idx = i
 		if c.done[i] {
 			continue
 		}
@@ -293,6 +320,7 @@ func (c *compiler) node(i int) error {
 	n := &g.Nodes[i]
 	k := c.ps.k
 	bp := c.bp
+	c.op = n.Op
 	if a, ok := c.unaryAct(n); ok {
 		if len(n.Outputs) < 1 {
 			return c.errorf(n, "no output")
@@ -379,7 +407,7 @@ func (c *compiler) conv(n *model.Node) error {
 	if err != nil {
 		return err
 	}
-	cp, swapped, err := c.ps.prepareConvMeasured(c.p.d, c.opt, cs)
+	cp, swapped, cudnnNs, err := c.ps.prepareConvMeasured(c.p.d, c.opt, cs)
 	if err != nil {
 		return c.errorf(n, "%v", err)
 	}
@@ -387,6 +415,15 @@ func (c *compiler) conv(n *model.Node) error {
 	c.p.Stats.Convs++
 	if swapped {
 		c.p.Stats.AlgoSwaps++
+	}
+	// Depthwise: our direct kernel (bias and activation fused) where it measures faster than
+	// cuDNN's best algorithm alone.
+	if cs.Groups == cs.C && cs.K == cs.C && cs.DilH == 1 && cs.DilW == 1 && c.opt.MeasureAlgos {
+		if ok, err := c.dwconvFaster(cs, cp, cudnnNs); err != nil {
+			return c.errorf(n, "%v", err)
+		} else if ok {
+			return c.dwconvStep(n, cs, a)
+		}
 	}
 	x, err := c.ref(n, n.Inputs[0])
 	if err != nil {
@@ -407,11 +444,14 @@ func (c *compiler) conv(n *model.Node) error {
 			return err
 		}
 	}
+	if ok, err := c.convFusedStep(n, cp, cs, a, x, w, b, hasB); err != nil || ok {
+		return err
+	}
 	bp, k, wsp := c.bp, c.ps.k, c.p.d.blasWs
 	cnt, hw := numel(ys), ys[2]*ys[3]
 	c.add(func(s uintptr) error { return cp.run(bp.addr(x), bp.addr(w), bp.addr(y), wsp) })
 	if hasB || a.op != actIdentity {
-		c.add(func(s uintptr) error {
+		c.addOp("Conv.bias+act", func(s uintptr) error {
 			var bias uint64
 			if hasB {
 				bias = bp.addr(b)
@@ -492,7 +532,7 @@ func (c *compiler) gemm(n *model.Node) error {
 	prec := c.opt.Precision
 	c.add(func(s uintptr) error { return h.gemmT(prec, m, nn, kk, bp.addr(a), bp.addr(b), bp.addr(y), transB) })
 	if hasC || ac.op != actIdentity {
-		c.add(func(s uintptr) error {
+		c.addOp("Gemm.bias+act", func(s uintptr) error {
 			var bias uint64
 			if hasC {
 				bias = bp.addr(cr)
@@ -1036,4 +1076,200 @@ func (c *compiler) softmax(n *model.Node) error {
 	bp, k := c.bp, c.ps.k
 	c.add(func(s uintptr) error { return k.softmax(s, bp.addr(x), bp.addr(y), rows, cols) })
 	return nil
+}
+
+// dwconvFaster times our depthwise kernel against cuDNN's chosen algorithm on the scratch
+// buffers. Control path.
+func (c *compiler) dwconvFaster(cs ConvShape, cp *convPlan, cudnnNs int64) (bool, error) {
+	ps, d := c.ps, c.p.d
+	oh, ow := cs.OutHW()
+	align := func(n int64) int64 { return (n + 255) &^ 255 }
+	xb, wb, yb := align(int64(cs.N*cs.C*cs.H*cs.W)*4), align(int64(cs.K*cs.R*cs.S)*4), align(int64(cs.N*cs.K*oh*ow)*4)
+	if err := ps.scratch(d, xb+wb+yb+align(cp.WorkspaceBytes)); err != nil {
+		return false, err
+	}
+	x, w, y, ws := ps.measure, ps.measure+uint64(xb), ps.measure+uint64(xb+wb), ps.measure+uint64(xb+wb+yb)
+	if cudnnNs < 0 {
+		ns, err := ps.timeIt(d, func(s uintptr) error { return cp.run(x, w, y, ws) })
+		if err != nil {
+			return false, err
+		}
+		cudnnNs = ns
+	}
+	ours, err := ps.timeIt(d, func(s uintptr) error {
+		return ps.k.dwconv(s, x, w, 0, y, cs, oh, ow, act{op: actReLU})
+	})
+	if err != nil {
+		return false, err
+	}
+	if ours < cudnnNs {
+		c.p.Stats.DepthwiseOurs++
+		return true, nil
+	}
+	return false, nil
+}
+
+func (c *compiler) dwconvStep(n *model.Node, cs ConvShape, a act) error {
+	x, err := c.ref(n, n.Inputs[0])
+	if err != nil {
+		return err
+	}
+	w, err := c.ref(n, n.Inputs[1])
+	if err != nil {
+		return err
+	}
+	y, err := c.ref(n, n.Outputs[0])
+	if err != nil {
+		return err
+	}
+	hasB := len(n.Inputs) > 2 && n.Inputs[2] != model.NoValue
+	var b ref
+	if hasB {
+		if b, err = c.ref(n, n.Inputs[2]); err != nil {
+			return err
+		}
+	}
+	oh, ow := cs.OutHW()
+	bp, k := c.bp, c.ps.k
+	c.addOp("DepthwiseConv", func(s uintptr) error {
+		var bias uint64
+		if hasB {
+			bias = bp.addr(b)
+		}
+		return k.dwconv(s, bp.addr(x), bp.addr(w), bias, bp.addr(y), cs, oh, ow, a)
+	})
+	return nil
+}
+
+// convFusedStep runs a convolution with its bias, activation and, where the schedule allows,
+// the residual Add (and the ReLU after it) as one cudnnConvolutionBiasActivationForward.
+// It reports false, nil where the fused call does not apply (then the caller emits conv + ours).
+func (c *compiler) convFusedStep(n *model.Node, cp *convPlan, cs ConvShape, a act, x, w, b ref, hasB bool) (bool, error) {
+	if !c.opt.FuseConv || !hasB || (a.op != actIdentity && a.op != actReLU) {
+		return false, nil
+	}
+	i := c.idx
+	g := c.plan.Graph
+	out := n.Outputs[0]
+	final, relu, resid, skip := out, a.op == actReLU, false, 0
+	var z model.ValueID
+	if a.op == actIdentity && i+1 < len(g.Nodes) && c.uses[out] == 1 {
+		m := &g.Nodes[i+1]
+		if m.Op == "Add" && len(m.Inputs) == 2 && (m.Inputs[0] == out) != (m.Inputs[1] == out) {
+			z = m.Inputs[0]
+			if z == out {
+				z = m.Inputs[1]
+			}
+			pz := c.plan.Place[z].Loc
+			if c.prod[z] < i && (pz == model.InWorkspace || pz == model.InInput) && slices.Equal(c.shape(z), c.shape(out)) && slices.Equal(c.shape(m.Outputs[0]), c.shape(out)) {
+				resid, final, skip = true, m.Outputs[0], 1
+				if i+2 < len(g.Nodes) && c.uses[final] == 1 {
+					r := &g.Nodes[i+2]
+					if r.Op == "Relu" && len(r.Inputs) == 1 && r.Inputs[0] == final {
+						relu, final, skip = true, r.Outputs[0], 2
+					}
+				}
+			}
+		}
+	}
+	if !relu && cp.Algo != 1 { // identity needs IMPLICIT_PRECOMP_GEMM
+		return false, nil
+	}
+	if resid && !c.fuseSafe(i, i+skip, final, z, n.Inputs[0], out) {
+		resid, final, skip, relu = false, out, 0, a.op == actReLU
+		if !relu && cp.Algo != 1 {
+			return false, nil
+		}
+	}
+	f, err := c.ps.dnn.prepareFused(cp, c.opt.Precision, relu, resid)
+	if err != nil {
+		return false, nil
+	}
+	// One trial run on scratch buffers: cuDNN refuses some configurations only at run time.
+	ps, d := c.ps, c.p.d
+	oh, ow := cs.OutHW()
+	align := func(n int64) int64 { return (n + 255) &^ 255 }
+	xb, wb, yb := align(int64(cs.N*cs.C*cs.H*cs.W)*4), align(int64(cs.K*(cs.C/max(cs.Groups, 1))*cs.R*cs.S)*4), align(int64(cs.N*cs.K*oh*ow)*4)
+	if err := ps.scratch(d, xb+wb+2*yb+align(int64(cs.K)*4)+align(cp.WorkspaceBytes)); err != nil {
+		f.close()
+		return false, err
+	}
+	sx, sw, sz := ps.measure, ps.measure+uint64(xb), ps.measure+uint64(xb+wb)
+	sy := sz + uint64(yb)
+	sb := sy + uint64(yb)
+	sws := sb + uint64(align(int64(cs.K)*4))
+	if err := f.run(sx, sw, sz, sb, sy, sws); err != nil {
+		f.close()
+		return false, nil
+	}
+	if err := d.drv.streamSynchronize(ps.c, ps.stream); err != nil {
+		f.close()
+		return false, err
+	}
+	c.p.fused = append(c.p.fused, f)
+	c.p.Stats.FusedConvs++
+	if resid {
+		c.p.Stats.FusedResiduals++
+	}
+	yr, err := c.ref(n, final)
+	if err != nil {
+		return false, err
+	}
+	var zr ref
+	if resid {
+		if zr, err = c.ref(n, z); err != nil {
+			return false, err
+		}
+	}
+	for j := 1; j <= skip; j++ {
+		c.done[i+j] = true
+	}
+	bp, wsp := c.bp, d.blasWs
+	c.addOp("Conv(fused)", func(s uintptr) error {
+		var za uint64
+		if resid {
+			za = bp.addr(zr)
+		}
+		return f.run(bp.addr(x), bp.addr(w), za, bp.addr(b), bp.addr(yr), wsp)
+	})
+	return true, nil
+}
+
+// fuseSafe reports whether writing final at step from (instead of at step to) clobbers
+// nothing: its buffer must be disjoint from the conv's input and from every workspace value
+// live in [from, to] (other than the values the fusion removes), and equal to or disjoint from z.
+func (c *compiler) fuseSafe(from, to int, final, z, x, convOut model.ValueID) bool {
+	pf := c.plan.Place[final]
+	if pf.Loc != model.InWorkspace {
+		return pf.Loc == model.InOutput
+	}
+	lo, hi := pf.Offset, pf.Offset+c.val(final).Bytes()
+	overlaps := func(v model.ValueID) bool {
+		pv := c.plan.Place[v]
+		if pv.Loc != model.InWorkspace {
+			return false
+		}
+		return pv.Offset < hi && lo < pv.Offset+c.val(v).Bytes()
+	}
+	if overlaps(x) {
+		return false
+	}
+	if pz := c.plan.Place[z]; overlaps(z) && !(pz.Loc == model.InWorkspace && pz.Offset == pf.Offset) {
+		return false
+	}
+	g := c.plan.Graph
+	for v := range g.Values {
+		id := model.ValueID(v)
+		if id == final || id == z || id == convOut || c.first[v] < 0 {
+			continue
+		}
+		if c.first[v] <= to && c.last[v] >= from && overlaps(id) {
+			// The Add's output (when a ReLU follows) is removed by the fusion as well.
+			if c.prod[v] > from && c.prod[v] <= to {
+				continue
+			}
+			return false
+		}
+	}
+	return true
 }

@@ -28,7 +28,7 @@ type gpu struct {
 
 var gpuSingleton *gpu
 
-const testRegion = 1 << 30
+const testRegion = 3 << 30 // vgg16's weights twice (the zoo test's re-bind) and its buffers
 
 // openGPU returns the shared device, or skips the test with the wrapped reason when the
 // backend is not available. Any other error fails the test.

@@ -26,6 +26,7 @@ const (
 	kGather
 	kBinaryBcast
 	kBinaryAct
+	kDWConv
 	numKernels
 )
 

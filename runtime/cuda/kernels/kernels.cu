@@ -258,3 +258,33 @@ extern "C" __global__ void cw_binary_act(const float* a, const float* b, float* 
     y[i] = cw_act(q, op2, a2, b2);
   }
 }
+
+// Depthwise 2-D convolution (groups = C = K) with bias and activation fused: one thread per
+// output element over NCHW; w is C×1×KH×KW; bias may be null. Used where prepare measured it
+// faster than cuDNN's algorithms (batch-1 depthwise layers of MobileNets and EfficientNets).
+extern "C" __global__ void cw_dwconv(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
+                                     int nc, int c, int h, int wd, int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw,
+                                     int op, float a, float b) {
+  long n = (long)nc * oh * ow;
+  CW_GRID_STRIDE(i, n) {
+    int ox = i % ow;
+    int oy = (i / ow) % oh;
+    long p = i / ((long)ow * oh);
+    int ch = p % c;
+    const float* xp = x + p * h * wd;
+    const float* wp = w + (long)ch * kh * kw;
+    int y0 = oy * sh - ph, x0 = ox * sw - pw;
+    float acc = 0.0f;
+    for (int ky = 0; ky < kh; ky++) {
+      int yy = y0 + ky;
+      if (yy < 0 || yy >= h) continue;
+      for (int kx = 0; kx < kw; kx++) {
+        int xx = x0 + kx;
+        if (xx < 0 || xx >= wd) continue;
+        acc = fmaf(__ldg(xp + yy * wd + xx), __ldg(wp + ky * kw + kx), acc);
+      }
+    }
+    if (bias) acc += __ldg(bias + ch);
+    y[i] = cw_act(acc, op, a, b);
+  }
+}
