@@ -38,6 +38,11 @@ else
   CPUS=${CPUS:-2-9} SPIN=50us
   BATCHES=1,2,4,8,16
 fi
+# The worker's region per GPU: 74,000 MiB of the H100's 81,559 leaves room for what Prepare
+# takes outside it (graphs, cuDNN); the weights cache is the region less the IO and workspace
+# arenas (512 MiB each): 72,976 MiB, the PyTorch baseline's weights budget too (like for like).
+REGION=${REGION:-74000}; [ "$DRY" = 1 ] && REGION=1024
+TORCH_MEM=$(( REGION - 1024 ))
 n() { local v=$(( $1 / K )); [ $v -lt 1 ] && v=1; echo $v; }       # instance count
 d() { if [ "$DUR" -gt 0 ]; then echo "${DUR}s"; else echo "$1"; fi; } # duration
 r() { echo $(( $1 / RATE_DIV > 0 ? $1 / RATE_DIV : 1 )); }            # rate
@@ -84,10 +89,10 @@ serve() {
   say ""
   say "## $name (t=$(el) s)"
   say '```'
-  say "cw serve -backend $BACKEND -model-root ZOO ${cpus[*]} -spin $SPIN -batches $BATCHES -listen 127.0.0.1:0 -progress off -worker-telemetry ${PROFILE[*]} -out DIR $*"
+  say "cw serve -backend $BACKEND -model-root ZOO ${cpus[*]} -spin $SPIN -batches $BATCHES -region-mib $REGION -listen 127.0.0.1:0 -progress off -worker-telemetry ${PROFILE[*]} -out DIR $*"
   say '```'
   local s=$(date +%s)
-  timeout -s INT -k 20 "$lim" "$CW" serve -backend "$BACKEND" -model-root "$ZOO" "${cpus[@]}" -spin "$SPIN" -batches "$BATCHES" -listen 127.0.0.1:0 \
+  timeout -s INT -k 20 "$lim" "$CW" serve -backend "$BACKEND" -model-root "$ZOO" "${cpus[@]}" -spin "$SPIN" -batches "$BATCHES" -region-mib "$REGION" -listen 127.0.0.1:0 \
     -progress off -worker-telemetry "${PROFILE[@]}" -out "$dir" "$@" > "$dir/stdout.txt" 2> "$dir/stderr.txt"
   local rc=$?
   LAST_DIR=$dir
@@ -131,7 +136,7 @@ a)
     -duration "$(d 27s)" -slo "$(slo 100)" -out "$RES/$part-exp2-ramp/trace.tsv" 2>/dev/null
   say ""; say "## exp2 PyTorch baseline (t=$(el) s)"
   PYTHONUNBUFFERED=1 timeout -k 10 120 "$PY" scripts/gpu/torch/baseline_server.py --trace "$RES/$part-exp2-ramp/trace.tsv" --out "$RES/$part-exp2-torch" \
-    --device "$TDEV" --precision fp32 --host-copies per-arch --drop-late --deadline-s 60 > "$RES/$part-exp2-torch.log" 2>&1
+    --device "$TDEV" --precision fp32 --host-copies per-arch --gpu-mem-mib "$TORCH_MEM" --drop-late --deadline-s 60 > "$RES/$part-exp2-torch.log" 2>&1
   say "exit $?"; tail -25 "$RES/$part-exp2-torch.log" | tee -a "$SUM" >/dev/null
   grep -E '"(goodput_rps|slo_attainment|cold_loads|throughput_rps)"' "$RES/$part-exp2-torch/summary.json" 2>/dev/null | tee -a "$SUM"
   pack exp2
@@ -190,7 +195,7 @@ b)
   #    moved on demand within a budget as large as our cache.
   say ""; say "## exp5 PyTorch baseline on exp3's trace (t=$(el) s)"
   PYTHONUNBUFFERED=1 timeout -k 10 200 "$PY" scripts/gpu/torch/baseline_server.py --trace "$RES/$part-exp3-azure/trace.tsv" --out "$RES/$part-exp5-torch" \
-    --device "$TDEV" --precision fp32 --host-copies per-arch --drop-late --deadline-s 90 > "$RES/$part-exp5-torch.log" 2>&1
+    --device "$TDEV" --precision fp32 --host-copies per-arch --gpu-mem-mib "$TORCH_MEM" --drop-late --deadline-s 90 > "$RES/$part-exp5-torch.log" 2>&1
   say "exit $?"
   tail -25 "$RES/$part-exp5-torch.log" >> "$SUM"
   grep -E '"(goodput_rps|slo_attainment|cold_loads|throughput_rps|requests|late|dropped)"' "$RES/$part-exp5-torch/summary.json" 2>/dev/null | tee -a "$SUM"
@@ -198,6 +203,7 @@ b)
   ;;
 multi)
   zoo resnet50
+  REGION=0  # the H200s: 16 ResNet-50 need no care
   say ""; say "## LOAD bandwidth, each GPU alone then all at once (t=$(el) s)"
   gp=0; [ "$BACKEND" = cpu ] && gp=2
   timeout 120 "$CW" tools h2d -backend "$BACKEND" -gpus $gp -model-mib 112 -loads "$(( 200 / K > 5 ? 200 / K : 5 ))" 2>&1 | tee -a "$SUM"
