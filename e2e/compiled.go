@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/clockwork-go/clockwork/client"
 	"github.com/clockwork-go/clockwork/controller"
-	"github.com/clockwork-go/clockwork/wire"
 	"github.com/clockwork-go/clockwork/worker"
 )
 
@@ -139,6 +137,18 @@ func (c *Compiled) register(ctx context.Context, inst []Instance, parallel int) 
 	if parallel <= 0 {
 		parallel = 8
 	}
+	// The controller dials its workers once it listens and refuses registrations until one is
+	// connected. It clears a worker's cache as soon as the link is up, so a worker that has
+	// answered an action is connected.
+	for _, w := range c.Workers {
+		for w.Telemetry().Count() == 0 {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("worker %s never heard from the controller: %w (%v)", w.Addr(), ctx.Err(), c.Err())
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}
 	c.Registered = make([]Registration, len(inst))
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
@@ -147,7 +157,7 @@ func (c *Compiled) register(ctx context.Context, inst []Instance, parallel int) 
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			d, err := loadModel(ctx, cli, in)
+			d, err := cli.LoadModel(ctx, in.Name, in.Base)
 			if err != nil {
 				err = fmt.Errorf("cannot register %s (%s): %w", in.Name, in.Base, err)
 			}
@@ -165,23 +175,6 @@ func (c *Compiled) register(ctx context.Context, inst []Instance, parallel int) 
 		}
 	}
 	return fmt.Errorf("no model instance registered: %w", errors.Join(errs...))
-}
-
-// loadModel registers in, retrying while the controller has no worker connected yet (it
-// dials them once it listens).
-func loadModel(ctx context.Context, cli *client.Client, in Instance) (wire.ModelDesc, error) {
-	for {
-		d, err := cli.LoadModel(ctx, in.Name, in.Base)
-		var se *client.StatusError
-		if err == nil || !errors.As(err, &se) || se.Status != wire.StatusInternal || !strings.Contains(se.Reason, "no worker is connected") {
-			return d, err
-		}
-		select {
-		case <-ctx.Done():
-			return d, err
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
 }
 
 // dial is the controller's dialer: a plain TCP dial, refused for killed workers, with the
