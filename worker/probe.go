@@ -5,16 +5,20 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/clockwork-go/clockwork/internal/probe"
+	"github.com/clockwork-go/clockwork/runtime/device"
+	"github.com/clockwork-go/clockwork/wire"
 )
 
 // Probe explains late INFERs with eBPF (internal/probe): executor threads are named
 // cw-g<gpu>-<lane> and registered when they start, and an INFER whose exec started more than
 // LateNs after its earliest, or ran LateNs longer than its expected time, gets the kernel
-// episodes that overlapped [earliest, exec end] on its exec thread as one line, in
+// episodes that overlapped [earliest, exec end] on its exec thread (and its input copy on the
+// input thread, when that ended LateNs after earliest) as one line, in
 // Record.Probe and (if Log is set) as a TSV line "action_id gpu lateness_ns exec_ns
 // explanation". Explaining happens on Probe's own goroutine: the exec thread only queues the
 // action (non-blocking, no allocation; a full queue, or more than ProbeMaxPerSec late INFERs in
@@ -45,9 +49,10 @@ const ProbeMaxPerSec = 200
 type probeReq struct {
 	tele               *Telemetry
 	id                 uint64
-	gpu, tid           int
+	gpu, tid, inTid    int
 	earliest, start    int64 // worker clock
 	end                int64
+	in                 wire.Span // the input copy, on the input thread (inTid)
 	offsetNs, lateness int64
 }
 
@@ -120,7 +125,8 @@ func (pr *Probe) execDone(w *Worker, e *executor, a *action, start, end int64) {
 		return
 	}
 	select {
-	case pr.reqs <- probeReq{tele: w.tele, id: a.id, gpu: a.gpu, tid: e.tid, earliest: a.earliest, start: start, end: end, offsetNs: pr.offset(w), lateness: late}:
+	case pr.reqs <- probeReq{tele: w.tele, id: a.id, gpu: a.gpu, tid: e.tid, inTid: w.gpus[a.gpu].exec[device.LaneInput].tid,
+		earliest: a.earliest, start: start, end: end, in: a.phases[wire.PhaseInput], offsetNs: pr.offset(w), lateness: late}:
 	default:
 		pr.dropped.Add(1)
 	}
@@ -132,6 +138,19 @@ func (pr *Probe) run() {
 		from := min(r.earliest, r.start)
 		x := pr.p.Explain(r.tid, from-r.offsetNs, r.end-r.offsetNs)
 		text := x.String()
+		// An input copy that ended LateNs after earliest held the exec back: explain it too.
+		if r.in.EndNs-r.earliest >= pr.lateNs && r.inTid != 0 {
+			ix := pr.p.Explain(r.inTid, r.in.StartNs-r.offsetNs, r.in.EndNs-r.offsetNs)
+			it := fmt.Sprintf("input copy ended %s after earliest", time.Duration(r.in.EndNs-r.earliest))
+			if s := ix.String(); s != "" {
+				it += ": " + s
+			}
+			if text == "" {
+				text = it
+			} else {
+				text = "exec: " + text + " | " + it
+			}
+		}
 		if text == "" {
 			text = "no scheduler, IRQ or fault episode on the exec thread (late for another reason: queueing behind earlier actions, the GPU, or a Go pause)"
 		}
