@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/clockwork-go/clockwork/runtime/device"
 	"github.com/clockwork-go/clockwork/wire"
 
 	"github.com/clockwork-go/clockwork/internal/probe"
@@ -223,4 +224,28 @@ func BenchmarkProbe(b *testing.B) {
 	b.ReportMetric(pct(sides[0].late, 0.99), "p99-late-ns-off")
 	b.ReportMetric(pct(sides[1].late, 0.99), "p99-late-ns-on")
 	b.ReportMetric(float64(pr.Dropped()), "unexplained")
+}
+
+// TestProbeExecDoneAllocs: the exec thread's part (threshold check, rate limit, queueing)
+// allocates nothing.
+func TestProbeExecDoneAllocs(t *testing.T) {
+	pr := &Probe{lateNs: 1000, reqs: make(chan probeReq, 1)}
+	w, err := New(testConfig(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	e := w.gpus[0].exec[device.LaneExec]
+	a := &action{id: 1, earliest: 0, expected: 100}
+	pr.offset(w) // calibrate once, as the first late INFER does
+	n := testing.AllocsPerRun(1000, func() {
+		pr.execDone(w, e, a, 5000, 6000) // late: queued, or dropped when the queue is full
+		pr.execDone(w, e, a, 10, 20)     // on time: ignored
+	})
+	if n != 0 {
+		t.Errorf("execDone allocates %.1f times per call", n)
+	}
+	if len(pr.reqs) != 1 || pr.Dropped() == 0 {
+		t.Errorf("queued %d, dropped %d: want 1 queued and the rest dropped", len(pr.reqs), pr.Dropped())
+	}
 }
