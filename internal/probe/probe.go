@@ -10,6 +10,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+	"github.com/clockwork-go/clockwork/internal/invariants"
 	"golang.org/x/sys/unix"
 )
 
@@ -64,6 +65,21 @@ func (c *Config) Validate() error {
 
 // Probes are loaded and attached BPF programs plus the episodes read from them. See the package
 // doc. All methods: any goroutine.
+//
+// Invariants (checked under the invariants build tag where cheap):
+//  1. A tid is a key of the BPF `threads` map iff it is a key of p.threads.
+//  2. Each registered thread owns one stats slot; the others are in p.free, so
+//     len(p.threads)+len(p.free) == MaxThreads.
+//  3. Episodes are kept only for registered threads; unregistering forgets them.
+//  4. drain holds readMu from consuming a record to storing it, so under readMu an empty ring
+//     means every episode submitted so far is stored: Explain drains first and therefore sees
+//     every episode that ended before it was called.
+//
+// Alternatives rejected: kprobes/fentry (do not attach on our kernels); a perf buffer (per-CPU,
+// unordered, more copies than the ring buffer); a reader goroutine blocked in ringbuf.Read
+// (it holds the reader's lock while waiting, so Explain could not drain; we poll instead, and
+// the BPF side submits without wakeups); looking up BPF maps from the worker's exec thread per
+// action (a syscall each; Explain runs on the worker's Probe goroutine instead).
 type Probes struct {
 	cfg     Config
 	objs    bpfObjects
@@ -165,6 +181,7 @@ func (p *Probes) RegisterThread(tid int, label string) error {
 	}
 	p.free = p.free[:len(p.free)-1]
 	p.threads[tid] = &thread{label: label, slot: slot}
+	p.checkSlots()
 	if tid == unix.Gettid() {
 		// Switch out and in once, so sched_switch marks this thread as on its CPU (the
 		// interrupt and fault programs filter on that).
@@ -184,6 +201,7 @@ func (p *Probes) UnregisterThread(tid int) error {
 	}
 	delete(p.threads, tid)
 	p.free = append(p.free, t.slot)
+	p.checkSlots()
 	if err := p.objs.Threads.Delete(uint32(tid)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("cannot unregister thread %d: %w", tid, err)
 	}
@@ -411,6 +429,13 @@ func (p *Probes) store(e *Episode) {
 	}
 	copy(p.worst[i+1:], p.worst[i:])
 	p.worst[i] = *e
+}
+
+// checkSlots checks invariant 2. p.mu held.
+func (p *Probes) checkSlots() {
+	if invariants.Enabled && len(p.threads)+len(p.free) != MaxThreads {
+		panic(fmt.Sprintf("BUG: probe: %d registered threads + %d free slots != %d", len(p.threads), len(p.free), MaxThreads))
+	}
 }
 
 // Label returns the label tid was registered under.
