@@ -271,3 +271,15 @@ func (x *Explanation) add(e *Episode) {
 		x.Faults++
 	}
 }
+
+// Filter returns the explanation of the same interval with only the episodes keep accepts,
+// causes recomputed. Allocates.
+func (x *Explanation) Filter(keep func(*Episode) bool) Explanation {
+	y := Explanation{TID: x.TID, StartNs: x.StartNs, EndNs: x.EndNs}
+	for i := range x.Episodes {
+		if keep(&x.Episodes[i]) {
+			y.add(&x.Episodes[i])
+		}
+	}
+	return y
+}

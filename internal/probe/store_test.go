@@ -14,7 +14,8 @@ import (
 //	new history=N
 //	register tid=N label=L | unregister tid=N
 //	episode tid=N kind=K start=S end=E [cpu=C other=PID comm=NAME irq=I name=N addr=A kernel]
-//	explain tid=N start=S end=E   -> the one-line text and the time per cause
+//	explain tid=N start=S end=E [after=A] -> the one-line text and the time per cause (only
+//	                              episodes ending at A or later with after)
 //	worst n=N                     -> the longest episodes
 func TestStoreExplain(t *testing.T) {
 	var p *Probes
@@ -64,6 +65,11 @@ func TestStoreExplain(t *testing.T) {
 			d.ScanArgs(t, "start", &s)
 			d.ScanArgs(t, "end", &e)
 			x := p.Explain(tid, s, e)
+			if d.HasArg("after") {
+				var after int64
+				d.ScanArgs(t, "after", &after)
+				x = x.Filter(func(e *Episode) bool { return e.EndNs >= after })
+			}
 			return fmt.Sprintf("%q\nepisodes=%d preempted=%v runqueue=%v blocked=%v irq=%v softirq=%v faults=%d\n",
 				x.String(), len(x.Episodes), x.Preempted, x.RunQueue, x.Blocked, x.IRQ, x.SoftIRQ, x.Faults)
 		case "worst":
