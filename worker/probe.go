@@ -137,6 +137,10 @@ func (pr *Probe) run() {
 	for r := range pr.reqs {
 		from := min(r.earliest, r.start)
 		x := pr.p.Explain(r.tid, from-r.offsetNs, r.end-r.offsetNs)
+		// Sleeping until the action was due is the executor's design, not a cause: keep blocked
+		// time only where it reached past earliest (an oversleep, or waiting for the input).
+		due := r.earliest - r.offsetNs
+		x = x.Filter(func(e *probe.Episode) bool { return e.Kind != probe.KindBlocked || e.EndNs > due })
 		text := x.String()
 		// An input copy that ended LateNs after earliest held the exec back: explain it too.
 		if r.in.EndNs-r.earliest >= pr.lateNs && r.inTid != 0 {
