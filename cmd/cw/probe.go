@@ -100,6 +100,7 @@ func runToolsProbe(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	start := time.Now()
+	prev := map[int]probe.Histogram{} // run-queue histogram at the last report, by tid
 	var deadline <-chan time.Time
 	if *dur > 0 {
 		tm := time.NewTimer(*dur)
@@ -128,7 +129,11 @@ func runToolsProbe(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if term {
 			sb.WriteString("\x1b[H\x1b[2J")
 		}
-		writeProbeReport(&sb, *pid, time.Since(start), stats, p.Worst(*top), p.Dropped(), term)
+		writeProbeReport(&sb, *pid, time.Since(start), stats, prev, p.Worst(*top), p.Dropped(), term)
+		clear(prev)
+		for _, st := range stats {
+			prev[st.TID] = st.RunQueue
+		}
 		if _, err := io.WriteString(stdout, sb.String()); err != nil {
 			return err
 		}
@@ -138,9 +143,11 @@ func runToolsProbe(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 }
 
-func writeProbeReport(w *strings.Builder, pid int, elapsed time.Duration, stats []probe.ThreadStats, worst []probe.Episode, dropped uint64, term bool) {
+// writeProbeReport: counters and histograms since attach, plus the run-queue wait of the last
+// interval (from prev).
+func writeProbeReport(w *strings.Builder, pid int, elapsed time.Duration, stats []probe.ThreadStats, prev map[int]probe.Histogram, worst []probe.Episode, dropped uint64, term bool) {
 	fmt.Fprintf(w, "probe pid %d: %d threads, %v, %d episodes dropped\n", pid, len(stats), elapsed.Round(time.Millisecond), dropped)
-	fmt.Fprintf(w, "%-8s %-16s %8s %8s %8s  %-44s %-10s %-30s\n", "TID", "NAME", "SWITCH", "PREEMPT", "FAULTS", "RUNQ WAIT", "OFFCPU p99", "IRQ+SOFTIRQ")
+	fmt.Fprintf(w, "%-8s %-16s %8s %8s %8s  %-24s %-44s %-10s %-30s\n", "TID", "NAME", "SWITCH", "PREEMPT", "FAULTS", "RUNQ LAST INTERVAL", "RUNQ WAIT (SINCE ATTACH)", "OFFCPU p99", "IRQ+SOFTIRQ")
 	var runq probe.Histogram
 	for i := range stats {
 		s := &stats[i]
@@ -152,8 +159,13 @@ func writeProbeReport(w *strings.Builder, pid int, elapsed time.Duration, stats 
 		irq.SumNs, irq.MaxNs = s.IRQ.SumNs+s.SoftIRQ.SumNs, max(s.IRQ.MaxNs, s.SoftIRQ.MaxNs)
 		runq.SumNs += s.RunQueue.SumNs
 		runq.MaxNs = max(runq.MaxNs, s.RunQueue.MaxNs)
-		fmt.Fprintf(w, "%-8d %-16s %8d %8d %8d  %-44s %-10s %-30s\n", s.TID, s.Label, s.Switches, s.Preemptions, s.FaultsUser+s.FaultsKernel,
-			s.RunQueue.Summary(), s.OffCPU.Quantile(0.99).Round(time.Microsecond), irq.Summary())
+		last := s.RunQueue
+		if p, ok := prev[s.TID]; ok {
+			last = last.Sub(&p)
+		}
+		lastS := fmt.Sprintf("n=%d p99<=%s", last.Count(), last.Quantile(0.99).Round(time.Microsecond))
+		fmt.Fprintf(w, "%-8d %-16s %8d %8d %8d  %-24s %-44s %-10s %-30s\n", s.TID, s.Label, s.Switches, s.Preemptions, s.FaultsUser+s.FaultsKernel,
+			lastS, s.RunQueue.Summary(), s.OffCPU.Quantile(0.99).Round(time.Microsecond), irq.Summary())
 	}
 	if term && runq.Count() > 0 {
 		w.WriteString("run-queue wait, all threads:\n")

@@ -67,6 +67,9 @@ func TestToolsProbe(t *testing.T) {
 	if !strings.Contains(last, "1 threads") || !strings.Contains(last, strconv.Itoa(exec)+" ") || !strings.Contains(last, "cw-g0-exec") {
 		t.Errorf("last report does not watch only the executor thread %d:\n%s", exec, last)
 	}
+	if !strings.Contains(last, "RUNQ LAST INTERVAL") {
+		t.Errorf("no last-interval column:\n%s", last)
+	}
 	if strings.Contains(last, "worst episodes:\n  none") {
 		t.Errorf("no episodes for a thread sharing its CPU with a spinner:\n%s", last)
 	}
