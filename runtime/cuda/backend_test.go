@@ -85,7 +85,7 @@ func TestKernelIndices(t *testing.T) {
 		kConcat: "cw_concat", kSoftmax: "cw_softmax", kPool2d: "cw_pool2d", kGlobalAvgPool: "cw_global_avgpool",
 		kNCHWToNHWC: "cw_nchw_to_nhwc", kNHWCToNCHW: "cw_nhwc_to_nchw", kF32ToF16: "cw_f32_to_f16",
 		kF16ToF32: "cw_f16_to_f32", kSpin: "cw_spin", kNoop: "cw_noop",
-		kAffine: "cw_affine", kGather: "cw_gather", kBinaryBcast: "cw_binary_bcast", kBinaryAct: "cw_binary_act", kDWConv: "cw_dwconv",
+		kAffine: "cw_affine", kGather: "cw_gather", kBinaryBcast: "cw_binary_bcast", kBinaryAct: "cw_binary_act", kDWConv: "cw_dwconv", kConcatMulti: "cw_concat_multi",
 	}
 	if len(kernels.Names) != numKernels || len(want) != numKernels {
 		t.Fatalf("kernels.Names has %d, numKernels %d, this test %d", len(kernels.Names), numKernels, len(want))

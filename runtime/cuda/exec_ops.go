@@ -329,11 +329,17 @@ func (c *compiler) node(i int) error {
 		if err != nil {
 			return err
 		}
-		y, err := c.ref(n, n.Outputs[0])
+		out := n.Outputs[0]
+		// x * sigmoid(x) → SiLU, x * hardsigmoid(x) (1/6, 1/2) → HardSwish, in one pass.
+		if fa, y2, ok := c.gatedAct(i, n, a); ok {
+			a, out = fa, y2
+			c.done[i+1] = true
+		}
+		y, err := c.ref(n, out)
 		if err != nil {
 			return err
 		}
-		cnt := numel(c.shape(n.Outputs[0]))
+		cnt := numel(c.shape(out))
 		c.add(func(s uintptr) error {
 			return k.unary(s, a.op, bp.addr(x), bp.addr(y), cnt, a.a, a.b)
 		})
@@ -810,6 +816,38 @@ func (c *compiler) concat(n *model.Node) error {
 	yInner := numel(ys[ax:])
 	off := int64(0)
 	bp, k := c.bp, c.ps.k
+	// One launch for all inputs when each lives in the workspace or is the model's input.
+	var tab []int64
+	var maxInner int64
+	multi := len(n.Inputs) >= 2 && len(n.Inputs) <= 65535
+	for _, id := range n.Inputs {
+		pl := c.plan.Place[id]
+		inner := numel(c.shape(id)[ax:])
+		switch {
+		case pl.Loc == model.InWorkspace && pl.Offset%4 == 0:
+			tab = append(tab, 0, pl.Offset/4, inner, off)
+		case pl.Loc == model.InInput:
+			tab = append(tab, 1, 0, inner, off)
+		default:
+			multi = false
+		}
+		off += inner
+		maxInner = max(maxInner, inner)
+	}
+	if multi && off == yInner {
+		tr := c.constI64(tab)
+		ws, in := ref{c.p.baseWork(), 0}, ref{c.p.baseIn(), 0}
+		nIn := uint32(len(n.Inputs))
+		grid := k.grid(outer * maxInner)
+		grid.X = max(grid.X/nIn, 1)
+		grid.Y = nIn
+		c.add(func(s uintptr) error {
+			k.args.reset().u64(bp.addr(ws)).u64(bp.addr(in)).u64(bp.addr(tr)).u64(bp.addr(y)).u64(uint64(outer)).u64(uint64(yInner))
+			return k.drv.launch(k.c, k.fn[kConcatMulti], grid, dim3{blockSize, 1, 1}, 0, s, k.args.params())
+		})
+		return nil
+	}
+	off = 0
 	for _, id := range n.Inputs {
 		xs := c.shape(id)
 		x, err := c.ref(n, id)
@@ -1272,4 +1310,32 @@ func (c *compiler) fuseSafe(from, to int, final, z, x, convOut model.ValueID) bo
 		}
 	}
 	return true
+}
+
+// gatedAct recognizes node i (Sigmoid or HardSigmoid of x) followed by Mul(x, it) where the
+// gate is used only there: the pair is SiLU or HardSwish of x, written to the Mul's output.
+func (c *compiler) gatedAct(i int, n *model.Node, a act) (act, model.ValueID, bool) {
+	g := c.plan.Graph
+	if i+1 >= len(g.Nodes) || len(n.Outputs) != 1 {
+		return act{}, 0, false
+	}
+	var fused act
+	switch {
+	case n.Op == "Sigmoid":
+		fused = act{op: actSiLU}
+	case n.Op == "HardSigmoid" && math.Abs(float64(a.a)-1.0/6) < 1e-7 && a.b == 0.5:
+		fused = act{op: actHardSwish}
+	default:
+		return act{}, 0, false
+	}
+	x, gate := n.Inputs[0], n.Outputs[0]
+	m := &g.Nodes[i+1]
+	if m.Op != "Mul" || len(m.Inputs) != 2 || c.uses[gate] != 1 || !(m.Inputs[0] == x && m.Inputs[1] == gate || m.Inputs[1] == x && m.Inputs[0] == gate) {
+		return act{}, 0, false
+	}
+	y := m.Outputs[0]
+	if !slices.Equal(c.shape(y), c.shape(x)) || !c.sameOrDisjoint(x, y) {
+		return act{}, 0, false
+	}
+	return fused, y, true
 }

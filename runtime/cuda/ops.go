@@ -27,6 +27,7 @@ const (
 	kBinaryBcast
 	kBinaryAct
 	kDWConv
+	kConcatMulti
 	numKernels
 )
 

@@ -288,3 +288,18 @@ extern "C" __global__ void cw_dwconv(const float* __restrict__ x, const float* _
     y[i] = cw_act(acc, op, a, b);
   }
 }
+
+// Concat of many inputs in one launch: blockIdx.y picks input t, whose row of inner elements
+// goes to y[o * yInner + off_t + j]. tab holds 4 longs per input: base (0: a, 1: b), offset
+// from that base in floats, inner, off. (The inputs' addresses are a base passed as an argument
+// plus a constant offset, so re-pointing a graph needs only the two arguments.)
+extern "C" __global__ void cw_concat_multi(const float* a, const float* b, const long* tab, float* y, long outer, long yInner) {
+  const long* t = tab + 4 * blockIdx.y;
+  const float* x = (t[0] == 0 ? a : b) + t[1];
+  long inner = t[2], off = t[3];
+  long n = outer * inner;
+  for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)blockDim.x * gridDim.x) {
+    long o = i / inner, j = i - o * inner;
+    y[o * yInner + off + j] = x[i];
+  }
+}

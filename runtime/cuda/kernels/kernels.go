@@ -15,5 +15,5 @@ var Names = []string{
 	"cw_unary", "cw_binary", "cw_bias_act", "cw_channel_scale", "cw_concat", "cw_softmax",
 	"cw_pool2d", "cw_global_avgpool", "cw_nchw_to_nhwc", "cw_nhwc_to_nchw",
 	"cw_f32_to_f16", "cw_f16_to_f32", "cw_spin", "cw_noop",
-	"cw_affine", "cw_gather", "cw_binary_bcast", "cw_binary_act", "cw_dwconv",
+	"cw_affine", "cw_gather", "cw_binary_bcast", "cw_binary_act", "cw_dwconv", "cw_concat_multi",
 }
