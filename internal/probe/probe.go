@@ -286,6 +286,7 @@ func (p *Probes) Close() error {
 	p.readMu.Lock()
 	defer p.readMu.Unlock()
 	err := p.rd.Close()
+	p.rd = nil // drain after Close is a no-op
 	p.closeKernel()
 	return err
 }

@@ -95,6 +95,18 @@ func TestOpenAttach(t *testing.T) {
 	if err := p.RegisterThread(tid, "x"); !errors.Is(err, ErrClosed) {
 		t.Errorf("RegisterThread after Close: %v, want ErrClosed", err)
 	}
+	// Calls racing with Close on other goroutines must not crash.
+	if x := p.Explain(tid, 0, Now()); !x.Empty() {
+		t.Errorf("Explain after Close and unregister: %v", x.Episodes)
+	}
+	_ = p.Worst(3)
+	_ = p.Dropped()
+	if _, err := p.Snapshot(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Snapshot after Close: %v, want ErrClosed", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
 }
 
 // TestPreemptionAttributed pins this thread and a spinning competitor to one CPU, measures the
