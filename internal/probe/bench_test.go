@@ -138,3 +138,56 @@ func spinFor(d int64) {
 	for Now() < end {
 	}
 }
+
+// BenchmarkFaults touches 16 MiB of fresh anonymous memory (4096 faults) on a registered thread,
+// alternating rounds with the programs attached and detached (one episode per fault goes
+// through the ring buffer when attached). Reports ns per fault off and on (median round).
+func BenchmarkFaults(b *testing.B) {
+	p := openOrSkip(b, Config{})
+	const size = 16 << 20
+	psz := os.Getpagesize()
+	var ns [2][]float64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tid := pinSelf(b, runtime.NumCPU()-1)
+		if err := p.RegisterThread(tid, "faulter"); err != nil {
+			b.Error(err)
+			return
+		}
+		for i := 0; i < max(b.N, 4); i++ {
+			on := i & 1
+			if on == 1 {
+				if err := p.Attach(); err != nil {
+					b.Error(err)
+					return
+				}
+			} else {
+				p.Detach()
+			}
+			_ = unix.Nanosleep(&unix.Timespec{Nsec: 5e6}, nil) // settle
+			mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			t0 := Now()
+			for off := 0; off < size; off += psz {
+				mem[off] = 1
+			}
+			ns[on] = append(ns[on], float64(Now()-t0)/float64(size/psz))
+			_ = unix.Munmap(mem)
+			p.drain() // as the background poll would
+		}
+	}()
+	<-done
+	if b.Failed() {
+		return
+	}
+	med := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
+	off, on := med(ns[0]), med(ns[1])
+	b.ReportMetric(off, "ns/fault-off")
+	b.ReportMetric(on, "ns/fault-on")
+	b.ReportMetric(100*(on-off)/off, "cost-%")
+	b.ReportMetric(float64(p.Dropped()), "dropped")
+}
