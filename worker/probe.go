@@ -14,13 +14,13 @@ import (
 	"github.com/clockwork-go/clockwork/wire"
 )
 
-// Probe explains late INFERs with eBPF (internal/probe): executor threads are named
-// cw-g<gpu>-<lane> and registered when they start, and an INFER whose exec started more than
-// LateNs after its earliest, or ran LateNs longer than its expected time, gets the kernel
-// episodes that overlapped [earliest, exec end] on its exec thread (and its input copy on the
-// input thread, when that ended LateNs after earliest) as one line, in
-// Record.Probe and (if Log is set) as a TSV line "action_id gpu lateness_ns exec_ns
-// explanation". Explaining happens on Probe's own goroutine: the exec thread only queues the
+// Probe explains late INFERs and LOADs with eBPF (internal/probe): executor threads are named
+// cw-g<gpu>-<lane> and registered when they start, and an INFER whose exec (a LOAD whose copy)
+// started more than LateNs after its earliest, or ran LateNs longer than its expected time,
+// gets the kernel episodes that overlapped [earliest, end] on its exec (weights) thread (and an
+// INFER's input copy on the input thread, when that ended LateNs after earliest) as one line, in
+// Record.Probe and (if Log is set) as a TSV line "action_id gpu lateness_ns run_ns
+// explanation" (run_ns: exec or weights copy). Explaining happens on Probe's own goroutine: the exec thread only queues the
 // action (non-blocking, no allocation; a full queue, or more than ProbeMaxPerSec late INFERs in
 // one second, drops it and counts it in Dropped).
 //
@@ -68,7 +68,7 @@ func NewProbe(p *probe.Probes, lateNs int64, log io.Writer) *Probe {
 	}
 	pr := &Probe{p: p, lateNs: lateNs, log: log, reqs: make(chan probeReq, 1024), done: make(chan struct{})}
 	if log != nil {
-		fmt.Fprintln(log, "action_id\tgpu\tlateness_ns\texec_ns\texplanation")
+		fmt.Fprintln(log, "action_id\tgpu\tlateness_ns\trun_ns\texplanation")
 	}
 	go pr.run()
 	return pr
@@ -104,9 +104,10 @@ func (pr *Probe) threadEnd(tid int) {
 	}
 }
 
-// execDone queues an INFER's exec for explaining when it was late or ran long.
+// execDone queues an INFER's exec (on the exec thread) or a LOAD (on the weights thread) for
+// explaining when it was late or ran long.
 //
-// Timing: exec thread; does not block or allocate.
+// Timing: executor thread; does not block or allocate.
 func (pr *Probe) execDone(w *Worker, e *executor, a *action, start, end int64) {
 	late := start - a.earliest
 	over := int64(0)
@@ -126,7 +127,7 @@ func (pr *Probe) execDone(w *Worker, e *executor, a *action, start, end int64) {
 	}
 	select {
 	case pr.reqs <- probeReq{tele: w.tele, id: a.id, gpu: a.gpu, tid: e.tid, inTid: w.gpus[a.gpu].exec[device.LaneInput].tid,
-		earliest: a.earliest, start: start, end: end, in: a.phases[wire.PhaseInput], offsetNs: pr.offset(w), lateness: late}:
+		earliest: a.earliest, start: start, end: end, in: a.phases[wire.PhaseInput], offsetNs: pr.offset(w), lateness: late}: // in is zero for a LOAD
 	default:
 		pr.dropped.Add(1)
 	}

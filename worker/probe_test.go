@@ -87,9 +87,12 @@ func TestProbeExplainsLateInfers(t *testing.T) {
 	}
 	pr.Close()
 	recs, _ := w.Telemetry().Since(nil, 0)
-	var infers, explained, blamed int
+	var infers, explained, blamed, loads int
 	for _, r := range recs {
-		if r.Type.String() != "infer" {
+		if r.Type == wire.TypeLoadWeights && r.Probe != "" {
+			loads++ // with LateNs 1 ns the LOAD is explained too
+		}
+		if r.Type != wire.TypeInfer {
 			continue
 		}
 		infers++
@@ -107,8 +110,11 @@ func TestProbeExplainsLateInfers(t *testing.T) {
 	if blamed == 0 {
 		t.Errorf("no INFER explanation names the competitor pid %d on the exec thread's CPU", comp)
 	}
-	if n := strings.Count(log.b.String(), "\n"); n != infers+1 {
-		t.Errorf("probe log has %d lines, want a header and %d", n, infers)
+	if loads != 1 {
+		t.Errorf("%d LOADs explained, want 1", loads)
+	}
+	if n := strings.Count(log.b.String(), "\n"); n != infers+loads+1 {
+		t.Errorf("probe log has %d lines, want a header and %d", n, infers+loads)
 	}
 }
 

@@ -28,9 +28,9 @@ type Record struct {
 	LatenessNs int64
 	Phases     [wire.NumPhases]wire.Span
 	ExecNs     int64
-	// Probe explains a late or overrunning INFER (Config.Probe): the kernel episodes on its exec
-	// thread, e.g. "preempted by pid 4121 (kworker/3:1) for 310µs on CPU 3". It may be filled
-	// a few ms after the record is written; empty otherwise.
+	// Probe explains a late or overrunning INFER or LOAD (Config.Probe): the kernel episodes
+	// on its thread, e.g. "preempted by pid 4121 (kworker/3:1) for 310µs on CPU 3". It may be
+	// filled a few ms after the record is written; empty otherwise.
 	Probe string
 }
 

@@ -430,6 +430,9 @@ func (w *Worker) runWeights(e *executor, a *action, now int64) {
 		return
 	}
 	st, reason := m.load(w, g, a)
+	if w.cfg.Probe != nil && st == wire.StatusOK {
+		w.cfg.Probe.execDone(w, e, a, now, a.phases[wire.PhaseWeights].EndNs)
+	}
 	e.finish(a, st, reason)
 }
 
