@@ -48,7 +48,8 @@ bench: ## benchmarks (long; compare ratios inside one run)
 fuzz: ## each fuzz target for FUZZTIME
 	@scripts/fuzz.sh $(FUZZTIME)
 
-generate: ## regenerate generated files, then fail if they differ from the commit
+generate: ## regenerate generated files (installs clang, libbpf-dev, protoc), then fail if they differ from the commit
+	scripts/deps.sh scripts/apt-packages.txt scripts/apt-packages-generate.txt
 	$(GO) generate ./...
 	git diff --exit-code
 

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Installs what `make test` needs: the Debian packages listed in scripts/apt-packages.txt.
+# Installs the Debian packages listed in the files given (default scripts/apt-packages.txt, what
+# `make test` needs; `make generate` adds scripts/apt-packages-generate.txt).
 # Go tools are pinned with `tool` lines in go.mod and need no install step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t want < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' scripts/apt-packages.txt | grep -v '^$' || true)
+lists=("$@")
+[ ${#lists[@]} -eq 0 ] && lists=(scripts/apt-packages.txt)
+mapfile -t want < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' "${lists[@]}" | grep -v '^$' || true)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
