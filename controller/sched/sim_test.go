@@ -360,7 +360,7 @@ func TestSimRandom(t *testing.T) {
 
 // TestIdealBound compares small single-GPU traces with an offline bound. Underloaded, every
 // request that could meet its deadline alone must succeed; overloaded, successes must reach a
-// fair share of the bound given by batching at the largest size back to back (90 %: goodput must
+// fair share of the bound given by batching at the largest size back to back (85 %: goodput must
 // not collapse under overload), and never pass it.
 func TestIdealBound(t *testing.T) {
 	seed := testSeed(t)
@@ -368,7 +368,7 @@ func TestIdealBound(t *testing.T) {
 	for _, tc := range []struct {
 		load     float64 // offered batch-1 work per unit time
 		minRatio float64
-	}{{0.3, 0.999}, {0.8, 0.99}, {3, 0.9}} {
+	}{{0.3, 0.999}, {0.8, 0.99}, {3, 0.85}} {
 		cfg := DefaultConfig()
 		w := newSimWorld(t, seed, cfg, 1, 1, 1, 100)
 		spec := w.specs[0]
