@@ -104,6 +104,10 @@ func (c Config) Validate() error {
 //     [now, D_front − est(b) + MarginNs/2]: the plan meets D, and a start that slips (the
 //     previous batch ran long) may use half the margin; the other half covers this batch's
 //     own noise and the trip back, so any start inside the window meets every real deadline.
+//     Under pressure (Config.PressureNs: the class keeps dropping requests on this GPU) the
+//     batch is instead the largest that enough queued requests can all meet, and the front
+//     requests only a smaller batch could serve are dropped: goodput stays at the largest
+//     batch's ceiling under overload instead of collapsing into batches of 1.
 //  4. A timer drops each queued request as soon as it could not finish even if started
 //     at now+FutureNs, not at its deadline as the original did (§K.2).
 //  5. Results re-anchor the GPU's timeline at the measured end and feed the estimate window
@@ -115,7 +119,8 @@ func (c Config) Validate() error {
 //     with no copy and any demand first), to the GPU that holds it not, has a free LOAD slot
 //     (MaxLoadsPerGPU) and the least exec backlog, evicting least-recently-used models that
 //     have no demand and no INFER in flight. INFERs for a copy are issued only after its LOAD
-//     result arrives.
+//     result arrives. A LOAD is issued only for requests that can still be served once it
+//     completes; a model with no copy drops at once the requests that cannot wait for one.
 //
 // Alternatives rejected: one strategy heap entry per (request, batch size, GPU), as INFER4
 // does, costs O(batches × GPUs) heap work per request and limits throughput; INFER5's
