@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/clockwork-go/clockwork/runtime/device"
@@ -133,6 +134,7 @@ type prepState struct {
 	measureN int64
 	ev0, ev1 uintptr
 	ms       *float32
+	warmAt   time.Time // when warmUp last ran
 }
 
 // Prepare compiles a runtime/model model (worker.Built, or anything with a Built method) at the

@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"fmt"
+	"time"
 	"unsafe"
 )
 
@@ -54,7 +55,7 @@ func (h *dnnHandle) convCandidates(cp *convPlan, wsLimit int64) ([]convCand, err
 func inexactAlgo(a int32) bool { return a == 4 || a == 5 || a == 7 }
 
 // measureRuns is how many timed runs decide between convolution algorithms (after one warm-up).
-const measureRuns = 5
+const measureRuns = 10
 
 // prepareConvMeasured prepares a convolution and, with opt.MeasureAlgos, times each candidate
 // algorithm on scratch buffers (on the prepare stream) and keeps the fastest; swapped reports
@@ -91,6 +92,7 @@ func (ps *prepState) prepareConvMeasured(d *Device, opt PrepareOptions, s ConvSh
 	first, firstWs := cp.Algo, cp.WorkspaceBytes
 	best := -1
 	bestNs = int64(1 << 62)
+	firstNs := int64(-1)
 	for i, c := range cands {
 		cp.Algo, cp.WorkspaceBytes = c.algo, c.ws
 		// One warm-up run, timed: a candidate already 3× slower than the best is dropped
@@ -130,6 +132,9 @@ func (ps *prepState) prepareConvMeasured(d *Device, opt PrepareOptions, s ConvSh
 		if err != nil {
 			return nil, false, -1, err
 		}
+		if c.algo == first {
+			firstNs = ns
+		}
 		if ns < bestNs {
 			best, bestNs = i, ns
 		}
@@ -137,6 +142,13 @@ func (ps *prepState) prepareConvMeasured(d *Device, opt PrepareOptions, s ConvSh
 	if best < 0 {
 		cp.Algo, cp.WorkspaceBytes = first, firstWs
 		return cp, false, -1, nil
+	}
+	// Keep the heuristic's first choice unless another is measurably faster (5%): timings
+	// taken at prepare are noisy, and a choice flipping between prepares on noise made
+	// ResNet-50 batch 1 run 2.3 ms after one prepare and 3.0 ms after another.
+	if firstNs >= 0 && cands[best].algo != first && bestNs*100 > firstNs*95 {
+		cp.Algo, cp.WorkspaceBytes = first, firstWs
+		return cp, false, firstNs / measureRuns, nil
 	}
 	cp.Algo, cp.WorkspaceBytes = cands[best].algo, cands[best].ws
 	return cp, cp.Algo != first, bestNs / measureRuns, nil
@@ -156,7 +168,8 @@ func (ps *prepState) scratch(d *Device, n int64) error {
 			return fmt.Errorf("cannot allocate %d bytes to time convolution algorithms: %w", n, err)
 		}
 		ps.measure, ps.measureN = p, n
-		if err := d.drv.memsetD32Async(p, 0, int(n/4), ps.stream); err != nil {
+		// Not zeros: some kernels run faster (and draw less power) on zeros than on data.
+		if err := d.drv.memsetD32Async(p, 0x3c23d70a, int(n/4), ps.stream); err != nil { // 0.01f
 			return err
 		}
 	}
@@ -288,4 +301,17 @@ func (f *convFused) close() {
 		call(l.actDestroy, f.act)
 		f.act = 0
 	}
+}
+
+// warmUp keeps every SM busy for about d on the prepare stream and waits, so that the
+// algorithm timings that follow run at the clocks an INFER sees (an idle GPU sits at 345 MHz
+// and takes milliseconds to reach 1980). Control path.
+func (ps *prepState) warmUp(d *Device, dur time.Duration) error {
+	const chunk = 500 * time.Microsecond
+	for t := time.Duration(0); t < dur; t += chunk {
+		if err := ps.k.spin(ps.stream, int64(chunk)); err != nil {
+			return err
+		}
+	}
+	return d.drv.streamSynchronize(ps.c, ps.stream)
 }

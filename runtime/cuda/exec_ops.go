@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"time"
 	"unsafe"
 
 	"github.com/clockwork-go/clockwork/runtime/model"
@@ -412,6 +413,12 @@ func (c *compiler) conv(n *model.Node) error {
 	a, err := fusedAct(n)
 	if err != nil {
 		return err
+	}
+	if c.opt.MeasureAlgos && time.Since(c.ps.warmAt) > 200*time.Millisecond {
+		if err := c.ps.warmUp(c.p.d, 30*time.Millisecond); err != nil {
+			return err
+		}
+		c.ps.warmAt = time.Now()
 	}
 	cp, swapped, cudnnNs, err := c.ps.prepareConvMeasured(c.p.d, c.opt, cs)
 	if err != nil {
