@@ -309,6 +309,9 @@ func runToolsProfile(_ context.Context, args []string, stdout, stderr io.Writer)
 		}
 	}
 	if *out != "" {
+		if err := prof.Validate(); err != nil {
+			return fmt.Errorf("cannot write the profile: %w", err)
+		}
 		b, err := json.MarshalIndent(prof, "", " ")
 		if err != nil {
 			return err
