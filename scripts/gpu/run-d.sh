@@ -10,7 +10,7 @@ grep -E "exec_gpu_test.go:[0-9]+: [^Z]" "$out/test.log" | head -10
 t0=$(date +%s)
 .devbin/z/cw tools profile -zoo /tmp/zoo -models resnet50 -batches 1 -runs-b1 10000 -gaps-ms 1,5,20 -gap-runs 300 -breakdown=false -rows "$out/r50-rows.jsonl" > "$out/r50.log" 2>&1
 grep -E "b1 " "$out/r50.log"
-.devbin/z/cw tools profile -zoo /tmp/zoo -models "$all" -runs 60 -runs-b1 600 -gaps-ms 1,5,20 -gap-runs 20 -breakdown=false -rows "$out/cw-rows.jsonl" -out "$out/profile-d.json" > "$out/profile.log" 2>&1
+.devbin/z/cw tools profile -zoo /tmp/zoo -models "$all" -runs 60 -runs-b1 600 -gaps-ms "" -breakdown=false -rows "$out/cw-rows.jsonl" -out "$out/profile-d.json" > "$out/profile.log" 2>&1
 echo "profile took $(( $(date +%s) - t0 )) s"; grep -E "cannot|rror" "$out/profile.log" | head
 cd scripts/gpu/torch && PYTHONUNBUFFERED=1 python3 bench.py --models "$all" --batches 1 --precision fp32 --modes eager,graph --iters 100 --warmup 10 --device cuda --out "$out/torch-d.jsonl" > "$out/torch.log" 2>&1
 PYTHONUNBUFFERED=1 python3 bench.py --models resnet50 --batches 1 --precision fp32 --modes graph --iters 10000 --gap-iters 300 --gaps-ms 0,1,5,20 --device cuda --out "$out/torch-r50.jsonl" >> "$out/torch.log" 2>&1
