@@ -188,3 +188,27 @@ func TestCompiledFaults(t *testing.T) {
 		t.Errorf("%d INFERs answered bad-input: a retried request lost its input bytes", badInput)
 	}
 }
+
+// TestCompiledLargeFile registers an ONNX file larger than a sim profile entry may be (64 MiB):
+// ResNet-50's 102 MB file was once refused on the cuda backend by the sim limit.
+func TestCompiledLargeFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a 70 MB model")
+	}
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "large.onnx"), gemmONNX(4096, 4300), 0o644); err != nil { // 70.5 MB of weights
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Second)
+	defer cancel()
+	wc := worker.Config{ModelRoot: root, Batches: []int{1}, RegionBytes: 256 << 20, IOBytes: 4 << 20, IOSlotBytes: 1 << 20, WorkspaceBytes: 4 << 20, HostIOBytes: 8 << 20,
+		ShareHostWeights: true, Backend: &cpu.Backend{Config: cpu.Config{Devices: 1}, Now: worker.UnixMonoClock}, Compile: func(m *model.Model) (device.Model, error) { return cpu.FromModel(m) }}
+	cl, err := StartCompiled(ctx, CompiledConfig{Workers: []worker.Config{wc}, Instances: []Instance{{"large.0", "large.onnx"}}, Controller: controller.DefaultConfig(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if r := cl.Registered[0]; r.Err != nil || r.ModelID == 0 {
+		t.Fatalf("large.onnx: id %d, %v", r.ModelID, r.Err)
+	}
+}
