@@ -100,6 +100,7 @@ func TestDatadriven(t *testing.T) {
 				setDur("future", &cfg.FutureNs)
 				setDur("late", &cfg.LateBoundNs)
 				setDur("replicate", &cfg.ReplicateNs)
+				setDur("pressure", &cfg.PressureNs)
 				if _, ok := args["maxbatch"]; ok {
 					cfg.MaxBatch = int32(num("maxbatch"))
 				}
