@@ -396,7 +396,8 @@ func (s *Scheduler) submit(now int64, ev *Event) {
 	}
 	m := s.models[ev.Model]
 	d := ev.DeadlineNs - s.cfg.MarginNs
-	if d-m.w1.p99-s.cfg.FutureNs < now {
+	if d-m.w1.p99-s.cfg.FutureNs < now ||
+		(m.copies == 0 && d-m.w1.p99-2*s.cfg.FutureNs-s.loadEst(m) < now) { // no copy: it needs a LOAD first
 		s.respond(ev.Request, StatusCannotMeetSLO, 0, -1)
 		return
 	}
