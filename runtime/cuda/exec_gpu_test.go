@@ -195,6 +195,22 @@ func TestGPUZoo(t *testing.T) {
 				t.Fatal(err)
 			}
 			plainRun := time.Since(t0)
+			// Run allocates nothing, re-binding included (pages alternate between the two sets).
+			flip := false
+			if allocs := testing.AllocsPerRun(20, func() {
+				pg := ld.Pages
+				if flip = !flip; flip {
+					pg = pages2
+				}
+				if _, err := p.Run(1, pg, in2, out2, ld.Work); err != nil {
+					t.Fatal(err)
+				}
+			}); allocs != 0 {
+				t.Errorf("Run allocates %.1f times per call", allocs)
+			}
+			if _, err := p.Run(1, pages2, in2, out2, ld.Work); err != nil {
+				t.Fatal(err)
+			}
 			b, err := h.Get(out2, classes*4)
 			if err != nil {
 				t.Fatal(err)
