@@ -13,6 +13,7 @@ import (
 
 	"github.com/clockwork-go/clockwork/client"
 	"github.com/clockwork-go/clockwork/controller"
+	"github.com/clockwork-go/clockwork/internal/zootest"
 	"github.com/clockwork-go/clockwork/runtime/cpu"
 	"github.com/clockwork-go/clockwork/runtime/device"
 	"github.com/clockwork-go/clockwork/runtime/model"
@@ -213,34 +214,28 @@ func recordsOf(w *worker.Worker) []worker.Record {
 	return recs
 }
 
-// TestZooThroughWorker (MODEL_ZOO, as runtime/model's zoo tests: `cw tools zoo -out DIR -models
-// squeezenet1_1,resnet18`): torchvision exports served by controller + cpu worker in 1 MiB pages
+// TestZooThroughWorker (models from internal/zootest: MODEL_ZOO or a cached PyTorch export): torchvision exports served by controller + cpu worker in 1 MiB pages
 // (resnet18 has tensors over a page: runs); each image's output equals a direct runtime/cpu run
 // bit for bit and PyTorch's within 1e-4 of the output scale.
 func TestZooThroughWorker(t *testing.T) {
-	dir := os.Getenv("MODEL_ZOO")
-	if dir == "" {
-		t.Skip("MODEL_ZOO not set; run `cw tools zoo -out DIR -models squeezenet1_1,resnet18` and set MODEL_ZOO=DIR")
-	}
 	for _, name := range []string{"squeezenet1_1", "resnet18"} {
-		t.Run(name, func(t *testing.T) { zooThroughWorker(t, dir, name) })
+		t.Run(name, func(t *testing.T) { zooThroughWorker(t, zootest.Dir(t, name), name) })
 	}
 }
 
-func zooThroughWorker(t *testing.T, dir, name string) {
-	zoo := filepath.Join(dir, name)
+func zooThroughWorker(t *testing.T, zoo, name string) {
 	path := filepath.Join(zoo, "model.onnx")
 	in, err1 := os.ReadFile(filepath.Join(zoo, "input.f32"))
 	ref, err2 := os.ReadFile(filepath.Join(zoo, "output.f32"))
 	if _, err := os.Stat(path); err != nil || err1 != nil || err2 != nil {
-		t.Skipf("%s: model, input.f32 and output.f32 needed: %v %v %v", zoo, err, err1, err2)
+		t.Fatalf("%s: model, input.f32 and output.f32 needed: %v %v %v", zoo, err, err1, err2)
 	}
 	const img, out = 3 * 224 * 224 * 4, 1000 * 4
 	n := len(in) / img
 	if n == 0 || len(in) != n*img || len(ref) != n*out {
 		t.Fatalf("input %d and output %d bytes are not %d images", len(in), len(ref), n)
 	}
-	cfg := cpuWorkerConfig(dir)
+	cfg := cpuWorkerConfig(filepath.Dir(zoo))
 	cfg.PageBytes, cfg.RegionBytes, cfg.IOBytes, cfg.IOSlotBytes, cfg.WorkspaceBytes, cfg.HostIOBytes = 1<<20, 256<<20, 32<<20, 4<<20, 128<<20, 64<<20
 	cfg.Batches = []int{1, 2}
 	c, _ := serveCPU(t, cfg, 1e9, controller.ModelSource{Name: name, Path: path})

@@ -1,18 +1,15 @@
 package cpu
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/clockwork-go/clockwork/internal/zootest"
 	"github.com/clockwork-go/clockwork/runtime/device"
 	"github.com/clockwork-go/clockwork/runtime/model"
 )
@@ -24,60 +21,8 @@ import (
 
 var equivModels = []string{"squeezenet1_1", "resnet18", "mobilenet_v3_small", "densenet121", "googlenet"}
 
-const zooScript = "../../scripts/zoo/export.py"
-
-// torchRefDir returns the directory holding the reference files for model, exporting them on
-// first use into a cache under os.TempDir keyed by the script's hash (so a changed script
-// re-exports). Missing PyTorch skips locally and fails in CI.
-func torchRefDir(t testing.TB, model string) string {
-	script, err := os.ReadFile(zooScript)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(script)
-	dir := filepath.Join(os.TempDir(), "clockwork-cpu-torchref", hex.EncodeToString(sum[:6]))
-	md := filepath.Join(dir, model)
-	if _, err := os.Stat(filepath.Join(md, "meta.json")); err == nil {
-		return md
-	}
-	if out, err := exec.Command("/usr/bin/python3", "-c", "import torch, torchvision, onnx").CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("PyTorch reference needs /usr/bin/python3 with torch, torchvision and onnx (Debian: python3-torchvision python3-onnx; `make deps`): %v: %s", err, out)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	abs, err := filepath.Abs(zooScript)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp, err := os.MkdirTemp(dir+"-tmp", "")
-	if err != nil {
-		if err := os.MkdirAll(dir+"-tmp", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if tmp, err = os.MkdirTemp(dir+"-tmp", ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	defer os.RemoveAll(tmp)
-	start := time.Now()
-	cmd := exec.Command("/usr/bin/python3", abs, "--out", tmp, "--models", model, "--references", "8", "--seed", "0", "--threads", "2")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", zooScript, model, err, out)
-	}
-	t.Logf("exported %s with PyTorch in %v", model, time.Since(start).Round(time.Millisecond))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// rename into place atomically, so a concurrent or interrupted run never sees half a model
-	if err := os.Rename(filepath.Join(tmp, model), md); err != nil && !os.IsExist(err) {
-		if _, serr := os.Stat(filepath.Join(md, "meta.json")); serr != nil {
-			t.Fatal(err)
-		}
-	}
-	return md
-}
+// torchRefDir returns the directory holding the reference files for model (internal/zootest).
+func torchRefDir(t testing.TB, model string) string { return zootest.Dir(t, model) }
 
 func readF32(t testing.TB, path string, n int) []float32 {
 	b, err := os.ReadFile(path)

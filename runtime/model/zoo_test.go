@@ -1,22 +1,16 @@
 package model
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/clockwork-go/clockwork/internal/zootest"
 )
 
-// zooDir is where `cw tools zoo` wrote models (MODEL_ZOO), skipped when unset.
+// zooModel is the ONNX file of a torchvision export (internal/zootest: MODEL_ZOO or a cached
+// export with PyTorch).
 func zooModel(tb testing.TB, name string) string {
-	dir := os.Getenv("MODEL_ZOO")
-	if dir == "" {
-		tb.Skip("MODEL_ZOO not set; run `cw tools zoo -out DIR -models " + name + "` and set MODEL_ZOO=DIR")
-	}
-	p := filepath.Join(dir, name, "model.onnx")
-	if _, err := os.Stat(p); err != nil {
-		tb.Skipf("%s: %v", p, err)
-	}
-	return p
+	return filepath.Join(zootest.Dir(tb, name), "model.onnx")
 }
 
 func TestZooBuild(t *testing.T) {
