@@ -19,7 +19,7 @@ import (
 // with PyTorch's own outputs for 8 random inputs (--references 8). The criterion (issue 9): max abs error ≤ 1e-4 of the output scale (the
 // largest |output| of the reference) and the same top-1 class for every input.
 
-var equivModels = []string{"squeezenet1_1", "resnet18", "mobilenet_v3_small", "densenet121", "googlenet"}
+var equivModels = []string{"squeezenet1_1", "resnet18", "mobilenet_v3_small", "densenet121", "googlenet", "shufflenet_v2_x1_0"}
 
 // torchRefDir returns the directory holding the reference files for model (internal/zootest).
 func torchRefDir(t testing.TB, model string) string { return zootest.Dir(t, model) }

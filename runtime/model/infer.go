@@ -199,8 +199,11 @@ func (g *Graph) infer(n *Node) error {
 		return g.setOut(n, 0, x.DType, s)
 	case "ReduceMean":
 		axes, ok, err := g.axesArg(n, 18, 1)
-		if err != nil || x.Shape == nil {
+		if err != nil {
 			return err
+		}
+		if x.Shape == nil { // rank unknown until Specialize; the type is known now
+			return g.setOut(n, 0, x.DType, nil)
 		}
 		keep := n.AttrInt("keepdims", 1) != 0
 		red := make([]bool, len(x.Shape))
@@ -672,7 +675,12 @@ func (g *Graph) sliceArgs(n *Node, shape []int64) ([]span, bool, error) {
 }
 
 func (g *Graph) inferSplit(n *Node, x *Value) error {
-	if x.Shape == nil {
+	if x.Shape == nil { // shapes unknown until Specialize; the types are known now
+		for i := range n.Outputs {
+			if err := g.setOut(n, i, x.DType, nil); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
 	ax, ok := normAxis(n.AttrInt("axis", 0), len(x.Shape))
