@@ -4,6 +4,7 @@
 #
 #   scripts/gpu/serve/run.sh a      # 1 predictability, 2 §6.2 ResNet-50 ramp (+ PyTorch), faults
 #   scripts/gpu/serve/run.sh b      # 3 Azure-like mixed zoo, 4 tight SLOs, 5 PyTorch on 3's trace
+#   scripts/gpu/serve/run.sh c      # 4 again at the original's per-GPU load (100 r/s)
 #   scripts/gpu/serve/run.sh multi  # issue 13: 1 vs 2 GPUs, per-GPU tails, concurrent LOADs
 #   DRY=1 scripts/gpu/serve/run.sh a   # here, no GPU: cpu backend, squeezenet only, tiny sizes
 #
@@ -201,6 +202,15 @@ b)
   grep -E '"(goodput_rps|slo_attainment|cold_loads|throughput_rps|requests|late|dropped)"' "$RES/$part-exp5-torch/summary.json" 2>/dev/null | tee -a "$SUM"
   pack exp5
   ;;
+c)
+  zoo resnet50
+  # 4 again at the original's per-GPU load: 600 r/s over 6 GPUs = 100 r/s on one.
+  serve exp4-slo-100rps 90 -models resnet50/model.onnx:12 -synth=false -workload sweep -rate "$(r 100)" -duration 45s \
+    -slo-start "$(( 3000 * SLOW ))us" -slo-factor 1.5 -slo-interval "$(d 3s)" -slo-end "$(slo 300)"
+  awk -F'\t' 'NR==1{for(i=1;i<=NF;i++)h[$i]=i; next} {s=$h["slo_ns"]; n[s]++; if($h["within_slo"]=="true") g[s]++} END{for(s in n) printf "    slo %.2f ms: %d requests, %.2f%% within\n", s/1e6, n[s], 100*g[s]/n[s]}' \
+    "$RES/$part-exp4-slo-100rps/requests.tsv" 2>/dev/null | sort -k2,2g | tee -a "$SUM"
+  pack exp4
+  ;;
 multi)
   zoo resnet50
   REGION=0  # the H200s: 16 ResNet-50 need no care
@@ -218,7 +228,7 @@ multi)
   done
   pack multi
   ;;
-*) echo "unknown part $part: want a, b or multi" >&2; exit 2 ;;
+*) echo "unknown part $part: want a, b, c or multi" >&2; exit 2 ;;
 esac
 say ""; say "part $part done in $(el) s"
 ls -la "$OUT"
