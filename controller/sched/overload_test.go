@@ -116,3 +116,27 @@ func coldLoads(t *testing.T, seed uint64, loadPercent int64) {
 		t.Errorf("goodput %.1f r/s, want >= %.1f", perS(w.ok), want)
 	}
 }
+
+// TestTightSLOGetsACopy: a model whose SLO (12 ms, margin 5 ms) is shorter than a LOAD (8.32 ms)
+// plus an INFER cannot serve the request that finds it cold, but it must still get a copy once
+// its demand recurs: before, every request was rejected at submit and no LOAD was ever issued.
+func TestTightSLOGetsACopy(t *testing.T) {
+	seed := testSeed(t)
+	t.Logf("seed %d (rerun with TEST_SEED=%d)", seed, seed)
+	w := newSimWorldSpecs(t, seed, DefaultConfig(), 1, 1, 40*7, []*ModelSpec{resnet50V100(0)})
+	const span, rate = 2e9, 100.0
+	var id uint64
+	for w.now < span {
+		w.advance(w.now + int64(w.rng.ExpFloat64()/(rate/1e9)) + 1)
+		id++
+		w.submit(id, 0, 0, 12e6)
+	}
+	w.advance(w.now + 1e9)
+	t.Logf("requests %d, ok %d, LOADs %d", id, w.ok, w.loads)
+	if w.loads != 1 {
+		t.Errorf("%d LOADs, want 1", w.loads)
+	}
+	if w.ok < int(id)*9/10 {
+		t.Errorf("%d of %d requests ok, want >= 90 %%", w.ok, id)
+	}
+}

@@ -164,9 +164,12 @@ type model struct {
 	queues  [maxClasses]queue
 	pending int32 // live queued requests
 	copies  int32 // instances loaded or loading
-	unmet   int64
-	uidx    int32
-	insts   []int32
+	// coldAt is when a request was last rejected for want of a copy (coldSeen: ever).
+	coldAt   int64
+	coldSeen bool
+	unmet    int64
+	uidx     int32
+	insts    []int32
 }
 
 type instance struct {
@@ -396,9 +399,13 @@ func (s *Scheduler) submit(now int64, ev *Event) {
 	}
 	m := s.models[ev.Model]
 	d := ev.DeadlineNs - s.cfg.MarginNs
-	if d-m.w1.p99-s.cfg.FutureNs < now ||
-		(m.copies == 0 && d-m.w1.p99-2*s.cfg.FutureNs-s.loadEst(m) < now) { // no copy: it needs a LOAD first
+	if d-m.w1.p99-s.cfg.FutureNs < now {
 		s.respond(ev.Request, StatusCannotMeetSLO, 0, -1)
+		return
+	}
+	if m.copies == 0 && d-m.w1.p99-2*s.cfg.FutureNs-s.loadEst(m) < now { // no copy: it needs a LOAD first
+		s.respond(ev.Request, StatusCannotMeetSLO, 0, -1)
+		s.loadForRecurringDemand(now, m)
 		return
 	}
 	var slot int32
@@ -933,9 +940,19 @@ func (s *Scheduler) scheduleLoads(now int64) {
 		ready := g.pcie.available(now, s.cfg.FutureNs, s.cfg.LagNs) + s.loadEst(m) + s.cfg.FutureNs + m.w1.p99
 		if m.copies == 0 {
 			// Nothing else can serve the requests that cannot wait for it: drop them now.
-			s.dropBefore(m, ready)
-			if m.pending == 0 {
-				continue // unqueue took it off the unmet heap
+			recur := false
+			if s.dropBefore(m, ready) {
+				recur = m.coldSeen && now-m.coldAt <= ColdRecurNs
+				m.coldAt, m.coldSeen = now, true
+			}
+			if m.pending == 0 { // unqueue took it off the unmet heap
+				if recur && !relaxed { // see loadForRecurringDemand
+					s.issueLoad(now, g, m, false)
+					if !s.loadSlotFree(now) {
+						break
+					}
+				}
+				continue
 			}
 		} else if s.newestDeadline(m) < ready {
 			s.unmet.remove(m) // the copies it has serve what a new one could
@@ -953,8 +970,8 @@ func (s *Scheduler) scheduleLoads(now int64) {
 }
 
 // dropBefore answers StatusCannotMeetSLO to m's queued requests whose planning deadline is
-// before ready.
-func (s *Scheduler) dropBefore(m *model, ready int64) {
+// before ready, and reports whether it dropped any.
+func (s *Scheduler) dropBefore(m *model, ready int64) (dropped bool) {
 	for c := range s.cfg.Classes {
 		q := &m.queues[c]
 		for {
@@ -966,7 +983,28 @@ func (s *Scheduler) dropBefore(m *model, ready int64) {
 			s.unqueue(f)
 			s.respond(id, StatusCannotMeetSLO, 0, -1)
 			s.freeRequest(f)
+			dropped = true
 		}
+	}
+	return dropped
+}
+
+// ColdRecurNs is how soon a second request that had to be rejected because its model has no
+// copy (its SLO is shorter than a LOAD) must follow the first for the model to be loaded anyway.
+const ColdRecurNs = 1_000_000_000
+
+// loadForRecurringDemand records that a request of m (no copy) was rejected because it could
+// not wait for a LOAD. When that recurs within ColdRecurNs, m is loaded anyway where a GPU has
+// a LOAD slot and room without evicting a model that has demand: otherwise a model whose SLO is
+// shorter than its LOAD time would never get a copy and every request would be rejected.
+func (s *Scheduler) loadForRecurringDemand(now int64, m *model) {
+	recur := m.coldSeen && now-m.coldAt <= ColdRecurNs
+	m.coldAt, m.coldSeen = now, true
+	if !recur || m.copies != 0 || !s.loadSlotFree(now) {
+		return
+	}
+	if g, relaxed := s.pickLoadGPU(now, m); g != nil && !relaxed {
+		s.issueLoad(now, g, m, false)
 	}
 }
 
