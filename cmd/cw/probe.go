@@ -31,6 +31,9 @@ func runToolsProbe(ctx context.Context, args []string, stdout, stderr io.Writer)
 	every := fs.Duration("interval", time.Second, "refresh period, 100ms or more")
 	minEp := fs.Duration("min", probe.DefaultMinEpisode, "shortest episode (preemption, run-queue wait, IRQ) listed among the worst; shorter ones only count in the histograms")
 	top := fs.Int("top", 10, "worst episodes shown")
+	tele := fs.String("telemetry", "", "the worker's telemetry TSV file (cw worker -telemetry FILE): followed from its end, one line per action that started late or ran long, explained by the episodes on its executor thread")
+	lateF := fs.Duration("late", 200*time.Microsecond, "with -telemetry: explain actions that started at least this long after their earliest")
+	longF := fs.Duration("long", 0, "with -telemetry: also explain actions whose exec (a LOAD's copy) ran at least this long (0: off)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,6 +64,23 @@ func runToolsProbe(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	term := isTerminal(stdout)
 	watched := map[int]string{}
+	var tail *telemetryTail
+	if *tele != "" {
+		if tail, err = openTelemetryTail(*tele, int64(*lateF), int64(*longF)); err != nil {
+			return err
+		}
+		defer tail.Close()
+		fmt.Fprintf(stderr, "probe: following %s; worker clock = CLOCK_MONOTONIC %+d ns (±%d ns, assuming the wall clock was not stepped since the worker started)\n", *tele, tail.clock.OffsetNs, tail.clock.ErrorNs)
+	}
+	execTid := func(gpu int, lane string) int {
+		name := fmt.Sprintf("cw-g%d-%s", gpu, lane)
+		for tid, comm := range watched {
+			if comm == name {
+				return tid
+			}
+		}
+		return 0
+	}
 	rescan := func() error {
 		tasks, err := probe.Tasks(*pid)
 		if err != nil {
@@ -118,16 +138,21 @@ func runToolsProbe(ctx context.Context, args []string, stdout, stderr io.Writer)
 			last = true
 		case <-tick.C:
 		}
+		var sb strings.Builder
+		if term {
+			sb.WriteString("\x1b[H\x1b[2J")
+		}
+		if tail != nil { // before the rescan: an exited thread's actions are still explained
+			if err := tail.poll(&sb, p, execTid); err != nil {
+				return err
+			}
+		}
 		if err := rescan(); err != nil && !last {
 			return err // the process exited
 		}
 		stats, err := p.Snapshot()
 		if err != nil {
 			return err
-		}
-		var sb strings.Builder
-		if term {
-			sb.WriteString("\x1b[H\x1b[2J")
 		}
 		writeProbeReport(&sb, *pid, time.Since(start), stats, prev, p.Worst(*top), p.Dropped(), term)
 		clear(prev)
