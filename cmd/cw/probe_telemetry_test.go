@@ -21,8 +21,8 @@ import (
 
 // TestToolsProbeTelemetry attaches cw tools probe -telemetry to this process while a thread
 // named like a worker's exec thread (cw-g0-exec) runs actions on a CPU it shares with a
-// spinning competitor (nice -20) and appends their records, in the worker's TSV format and wall-based
-// clock, to a telemetry file. Each action sleeps 50 µs past its earliest, so it starts late
+// spinning competitor (nice -20) and appends their records, in the worker's TSV format and wire clock
+// (worker.UnixMonoClock), to a telemetry file. Each action sleeps 50 µs past its earliest, so it starts late
 // when the competitor holds the CPU; the tool's lines for late actions must name it.
 func TestToolsProbeTelemetry(t *testing.T) {
 	p, err := probe.Open(probe.Config{})
@@ -85,12 +85,12 @@ func TestToolsProbeTelemetry(t *testing.T) {
 		defer f.Close()
 		var sb strings.Builder
 		for id, end := 1, time.Now().Add(300*time.Millisecond); time.Now().Before(end); id++ {
-			earliest := time.Now().UnixNano()
+			earliest := worker.UnixMonoClock() // the worker's wire clock, as in its telemetry
 			_ = unix.Nanosleep(&unix.Timespec{Nsec: 50_000}, nil)
-			start := time.Now().UnixNano()
-			for time.Now().UnixNano()-start < 100_000 {
+			start := worker.UnixMonoClock()
+			for worker.UnixMonoClock()-start < 100_000 {
 			}
-			stop := time.Now().UnixNano()
+			stop := worker.UnixMonoClock()
 			fmt.Fprintf(&sb, "%d\tinfer\tsuccess\t7\t0\t1\t%d\t%d\t%d\t%d\t0\t0\t%d\t%d\t%d\t%d\t0\t0\t%d\n",
 				id, earliest, earliest+10_000_000, earliest, start-earliest, earliest, earliest, start, stop, stop-start)
 			if id%16 == 0 {
