@@ -199,6 +199,12 @@ type convPlan struct {
 	Algo, MathType     int
 	WorkspaceBytes     int64
 	outN, outC, oh, ow int
+	// The heuristic's first choice and the fastest measured one (equal without measuring),
+	// between which Prepare chooses per graph (chooseGraph); pinned: the compiled step needs
+	// Algo as it is (a fused identity convolution needs IMPLICIT_PRECOMP_GEMM).
+	heurAlgo, measAlgo int
+	heurWs, measWs     int64
+	pinned             bool
 }
 
 // prepareConv chooses the algorithm for s at precision p, with at most wsLimit bytes of

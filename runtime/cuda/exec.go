@@ -80,7 +80,11 @@ type PrepareStats struct {
 	Kernels   []int // kernel nodes per batch graph
 	Relocs    []int // kernel nodes holding relocatable addresses, per batch graph
 	Convs     int   // convolutions prepared (all batches)
-	AlgoSwaps int   // convolutions where measuring chose other than the heuristic's first
+	AlgoSwaps int   // convolutions running other than the heuristic's first choice
+	// GraphNs is, per batch graph, the device time of one run of each graph variant
+	// (VariantNames; -1 not timed) and GraphPick the variant kept (the fastest).
+	GraphNs   [][numVariants]int64
+	GraphPick []string
 	// DepthwiseOurs counts depthwise convolutions run by our kernel (measured faster than cuDNN).
 	DepthwiseOurs int
 	// FusedConvs ran as cudnnConvolutionBiasActivationForward, FusedResiduals of them with the
@@ -304,6 +308,7 @@ func (p *Program) prepareBatch(ps *prepState, plan *model.Plan, opt PrepareOptio
 		return nil, fmt.Errorf("workspace %d bytes or weights too large to relocate", bp.work)
 	}
 	c := &compiler{p: p, ps: ps, plan: plan, bp: bp, opt: opt}
+	c0 := len(p.convs)
 	if err := c.compile(); err != nil {
 		return nil, err
 	}
@@ -321,6 +326,20 @@ func (p *Program) prepareBatch(ps *prepState, plan *model.Plan, opt PrepareOptio
 			}
 		}
 		return nil
+	}
+	if opt.MeasureAlgos {
+		ns, pick, err := p.chooseGraph(ps, bp, p.convs[c0:], run)
+		if err != nil {
+			return nil, err
+		}
+		p.Stats.GraphNs = append(p.Stats.GraphNs, ns)
+		p.Stats.GraphPick = append(p.Stats.GraphPick, VariantNames[pick])
+	}
+	p.Stats.AlgoSwaps = 0
+	for _, cp := range p.convs {
+		if cp.Algo != cp.heurAlgo {
+			p.Stats.AlgoSwaps++
+		}
 	}
 	bp.cur = fakeBases(p.numBases(), 0)
 	gr, err := d.captureOn(ps.stream, run)

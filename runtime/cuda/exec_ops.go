@@ -1252,6 +1252,7 @@ func (c *compiler) convFusedStep(n *model.Node, cp *convPlan, cs ConvShape, a ac
 		return false, err
 	}
 	c.p.fused = append(c.p.fused, f)
+	cp.pinned = !relu
 	c.p.Stats.FusedConvs++
 	if resid {
 		c.p.Stats.FusedResiduals++
