@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -94,7 +95,18 @@ func BenchmarkEndToEnd(b *testing.B) {
 // late, and the GPUs' busy share from the action log. AZURE_E2E_LOGS=dir keeps the telemetry.
 func BenchmarkAzureEndToEnd(b *testing.B) {
 	for _, exact := range []bool{true, false} {
-		for _, rate := range []float64{8000, 8600, 12000} {
+		rates := []float64{8000, 8600, 12000}
+		if env := os.Getenv("AZURE_E2E_RATES"); env != "" { // e.g. 16500 for the capacity check at 1.5x
+			rates = nil
+			for _, f := range strings.Split(env, ",") {
+				v, err := strconv.ParseFloat(f, 64)
+				if err != nil {
+					b.Fatalf("cannot parse AZURE_E2E_RATES %q: %v (want comma-separated r/s)", env, err)
+				}
+				rates = append(rates, v)
+			}
+		}
+		for _, rate := range rates {
 			name := fmt.Sprintf("profile=exact/rate=%.0f", rate)
 			if !exact {
 				name = fmt.Sprintf("profile=default/rate=%.0f", rate)
