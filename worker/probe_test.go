@@ -129,7 +129,11 @@ func firstLines(s string, n int) string {
 // executors (spin 50 µs). Reports: INFERs/s ("tiny", 1 µs exec, 64 outstanding; median of
 // blocks) off and on and the loss in %, and p99 lateness of one-at-a-time INFERs ("fast", 100
 // µs exec, earliest 1 ms after sending) off and on. b.N: INFERs per mode (blocks of 20000; run
-// -benchtime=200000x or more).
+// -benchtime=1000000x: 50 rounds). Each round runs three blocks in rotated order and reports
+// the paired losses' median and quartiles: total (on vs off), kernel (side 1 attached vs
+// detached) and worker side (side 1 detached vs off). PROBE_BENCH_AA=1: everything detached
+// (the noise floor); PROBE_BENCH_LATE=200us: Probe's threshold (default 0: every INFER is
+// queued for explaining, up to ProbeMaxPerSec).
 func BenchmarkProbe(b *testing.B) {
 	p, err := probe.Open(probe.Config{})
 	if errors.Is(err, probe.ErrUnavailable) {
@@ -139,7 +143,15 @@ func BenchmarkProbe(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer p.Close()
-	pr := NewProbe(p, 0, nil)
+	lateNs := int64(0) // worst case: every INFER queued for explaining (rate-limited)
+	if v := os.Getenv("PROBE_BENCH_LATE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("PROBE_BENCH_LATE=%q: %v", v, err)
+		}
+		lateNs = int64(d)
+	}
+	pr := NewProbe(p, lateNs, nil)
 	defer pr.Close()
 	type side struct {
 		k     *ctl
@@ -165,7 +177,7 @@ func BenchmarkProbe(b *testing.B) {
 	}
 	// Blocks of ~100 ms: attaching or detaching disturbs the machine for a few ms (static
 	// keys, RCU), which shorter blocks would measure instead of the steady state.
-	const block, window = 20000, 64
+	const block, window, lateN = 20000, 64, 50
 	in := make([]byte, 64)
 	runBlock := func(s *side) {
 		k := s.k
@@ -191,7 +203,7 @@ func BenchmarkProbe(b *testing.B) {
 		}
 		s.tput = append(s.tput, block/time.Since(t0).Seconds())
 		// Lateness: a few one-at-a-time INFERs of "fast".
-		for range 50 {
+		for range lateN {
 			k.id++
 			now := UnixMonoClock()
 			m.Window = wire.Window{ActionID: k.id, ModelID: 1, EarliestNs: now + 1e6, LatestNs: now + 1e9}
@@ -205,18 +217,39 @@ func BenchmarkProbe(b *testing.B) {
 			s.late = append(s.late, k.res.Phases[wire.PhaseExec].StartNs-m.EarliestNs)
 		}
 	}
+	// Each round runs three blocks, order rotated: side 0 detached ("off"), side 1 attached
+	// ("on"), side 1 detached ("on-side, kernel off"). Paired ratios within a round cancel the
+	// machine's drift (others' builds): total loss = on vs off, kernel = on vs side 1 detached,
+	// worker side (queueing explanations, no kernel) = side 1 detached vs off.
+	type blk struct {
+		side   int
+		attach bool
+	}
+	blocks := [3]blk{{0, false}, {1, true}, {1, false}}
+	var total, kernel, workerSide []float64
 	b.ResetTimer()
 	for round := 0; round*block < max(b.N, 2*block); round++ {
-		for j := range 2 {
-			i := j ^ round&1                                 // alternate which side goes first: no order bias
-			if i == 0 || os.Getenv("PROBE_BENCH_AA") != "" { // AA: both sides off, to see the noise
+		var tp [3]float64
+		for j := range 3 {
+			bi := (j + round) % 3
+			bl := blocks[bi]
+			if !bl.attach || os.Getenv("PROBE_BENCH_AA") != "" { // AA: all off, to see the noise
 				p.Detach()
 			} else if err := p.Attach(); err != nil {
 				b.Fatal(err)
 			}
 			time.Sleep(10 * time.Millisecond) // let the attach/detach settle
-			runBlock(sides[i])
+			s := sides[bl.side]
+			runBlock(s)
+			tp[bi] = s.tput[len(s.tput)-1]
+			if bl.side == 1 && !bl.attach {
+				s.tput = s.tput[:len(s.tput)-1] // side 1's figures: attached blocks only
+				s.late = s.late[:len(s.late)-lateN]
+			}
 		}
+		total = append(total, 100*(tp[0]-tp[1])/tp[0])
+		kernel = append(kernel, 100*(tp[2]-tp[1])/tp[2])
+		workerSide = append(workerSide, 100*(tp[0]-tp[2])/tp[0])
 	}
 	b.StopTimer()
 	med := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
@@ -224,6 +257,18 @@ func BenchmarkProbe(b *testing.B) {
 	b.ReportMetric(off, "infers/s-off")
 	b.ReportMetric(on, "infers/s-on")
 	b.ReportMetric(100*(off-on)/off, "loss-%")
+	// Paired losses: median and interquartile range over rounds.
+	for _, m := range []struct {
+		name string
+		v    []float64
+	}{{"paired-loss", total}, {"kernel-loss", kernel}, {"workerside-loss", workerSide}} {
+		slices.Sort(m.v)
+		n := len(m.v)
+		b.ReportMetric(m.v[n/2], m.name+"-%-med")
+		b.ReportMetric(m.v[n/4], m.name+"-%-q1")
+		b.ReportMetric(m.v[(3*n)/4], m.name+"-%-q3")
+	}
+	b.ReportMetric(float64(len(total)), "rounds")
 	for _, s := range sides {
 		slices.Sort(s.late)
 	}
