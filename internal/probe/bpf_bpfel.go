@@ -71,6 +71,7 @@ const (
 	bpfMapOncpu            = "oncpu"
 	bpfMapStats            = "stats"
 	bpfMapThreads          = "threads"
+	bpfMapTidfilt          = "tidfilt"
 	bpfProgIrqHandlerEntry = "irq_handler_entry"
 	bpfProgIrqHandlerExit  = "irq_handler_exit"
 	bpfProgLocalTimerEntry = "local_timer_entry"
@@ -150,6 +151,7 @@ type bpfMapSpecs struct {
 	Oncpu    *ebpf.MapSpec `ebpf:"oncpu"`
 	Stats    *ebpf.MapSpec `ebpf:"stats"`
 	Threads  *ebpf.MapSpec `ebpf:"threads"`
+	Tidfilt  *ebpf.MapSpec `ebpf:"tidfilt"`
 }
 
 // bpfVariableSpecs contains global variables before they are loaded into the kernel.
@@ -187,6 +189,7 @@ type bpfMaps struct {
 	Oncpu    *ebpf.Map `ebpf:"oncpu"`
 	Stats    *ebpf.Map `ebpf:"stats"`
 	Threads  *ebpf.Map `ebpf:"threads"`
+	Tidfilt  *ebpf.Map `ebpf:"tidfilt"`
 }
 
 func (m *bpfMaps) Close() error {
@@ -197,6 +200,7 @@ func (m *bpfMaps) Close() error {
 		m.Oncpu,
 		m.Stats,
 		m.Threads,
+		m.Tidfilt,
 	)
 }
 

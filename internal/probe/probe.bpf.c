@@ -154,6 +154,24 @@ struct {
 	__type(value, u32);
 } oncpu SEC(".maps");
 
+/* tidfilt: how many registered threads have tid & (NTIDFILT-1) == index. sched_switch (next)
+ * and sched_wakeup run on every switch and wakeup of the machine; an inlined array read that
+ * is almost always 0 spares them the threads hash lookup. Go updates it around the hash. */
+#define NTIDFILT 1024
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NTIDFILT);
+	__type(key, u32);
+	__type(value, u32);
+} tidfilt SEC(".maps");
+
+static __always_inline int maybe_registered(u32 tid)
+{
+	u32 k = tid & (NTIDFILT - 1);
+	u32 *n = bpf_map_lookup_elem(&tidfilt, &k);
+	return n && *n;
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, NCOUNTERS);
@@ -257,6 +275,8 @@ SEC("tp_btf/sched_wakeup")
 int BPF_PROG(sched_wakeup, struct task_struct *p)
 {
 	u32 tid = p->pid; /* tp_btf: BTF-typed pointer, read directly (no probe_read) */
+	if (!maybe_registered(tid))
+		return 0;
 	struct thread_state *ts = bpf_map_lookup_elem(&threads, &tid);
 	if (!ts)
 		return 0;
@@ -300,7 +320,7 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev, struct task_s
 		}
 	}
 
-	ts = bpf_map_lookup_elem(&threads, &next_tid);
+	ts = maybe_registered(next_tid) ? bpf_map_lookup_elem(&threads, &next_tid) : 0;
 	if (cur)
 		*cur = ts ? next_tid : 0;
 	if (ts && ts->out_ns) {

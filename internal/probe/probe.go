@@ -93,6 +93,7 @@ type Probes struct {
 
 	mu         sync.Mutex
 	threads    map[int]*thread
+	filt       map[uint32]uint32 // tidfilt counts by index, mirrored (see filter)
 	free       []uint32
 	worst      []Episode // longest first, at most worstKept
 	decodeErrs uint64
@@ -176,7 +177,11 @@ func (p *Probes) RegisterThread(tid int, label string) error {
 	if err := p.objs.Stats.Put(slot, &bpfThreadStats{}); err != nil {
 		return fmt.Errorf("cannot register thread %d: clear stats slot %d: %w", tid, slot, err)
 	}
+	if err := p.filter(tid, +1); err != nil {
+		return fmt.Errorf("cannot register thread %d: %w", tid, err)
+	}
 	if err := p.objs.Threads.Put(uint32(tid), &bpfThreadState{Slot: slot}); err != nil {
+		_ = p.filter(tid, -1)
 		return fmt.Errorf("cannot register thread %d: %w", tid, err)
 	}
 	p.free = p.free[:len(p.free)-1]
@@ -204,6 +209,34 @@ func (p *Probes) UnregisterThread(tid int) error {
 	p.checkSlots()
 	if err := p.objs.Threads.Delete(uint32(tid)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("cannot unregister thread %d: %w", tid, err)
+	}
+	if err := p.filter(tid, -1); err != nil {
+		return fmt.Errorf("cannot unregister thread %d: %w", tid, err)
+	}
+	return nil
+}
+
+// tidFilterSize is NTIDFILT in probe.bpf.c.
+const tidFilterSize = 1024
+
+// filter adds d to the count of registered threads in tid's tidfilt entry (the kernel programs
+// skip the threads hash where it is 0). Caller holds p.mu.
+func (p *Probes) filter(tid int, d int32) error {
+	k := uint32(tid) & (tidFilterSize - 1)
+	if p.filt == nil {
+		p.filt = map[uint32]uint32{}
+	}
+	n := uint32(int32(p.filt[k]) + d)
+	if int32(n) < 0 {
+		panic("BUG: probe: tid filter count below zero")
+	}
+	if err := p.objs.Tidfilt.Put(k, n); err != nil {
+		return fmt.Errorf("update the tid filter: %w", err)
+	}
+	if n == 0 {
+		delete(p.filt, k)
+	} else {
+		p.filt[k] = n
 	}
 	return nil
 }

@@ -320,3 +320,50 @@ func TestUnprivileged(t *testing.T) {
 		t.Fatal("child did not run the unprivileged check")
 	}
 }
+
+// TestTidFilterCollision: the kernel programs skip tids whose tidfilt entry counts no
+// registered thread; a second tid in the same entry, registered and unregistered, must leave
+// the first one measured (the entry counts, it does not flag).
+func TestTidFilterCollision(t *testing.T) {
+	p := openOrSkip(t, Config{})
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	tid := unix.Gettid()
+	other := tid + tidFilterSize // same entry; not a thread of ours (registering needs no thread)
+	for _, id := range []int{tid, other} {
+		if err := p.RegisterThread(id, "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.UnregisterThread(other); err != nil {
+		t.Fatal(err)
+	}
+	before := switchesOf(t, p, tid)
+	for range 5 {
+		_ = unix.Nanosleep(&unix.Timespec{Nsec: 200_000}, nil)
+	}
+	if after := switchesOf(t, p, tid); after < before+5 {
+		t.Errorf("switches %d -> %d over 5 sleeps: the thread stopped being measured when a colliding tid left", before, after)
+	}
+	if err := p.UnregisterThread(tid); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.filt) != 0 {
+		t.Errorf("tid filter counts left after unregistering all: %v", p.filt)
+	}
+}
+
+func switchesOf(t *testing.T, p *Probes, tid int) uint64 {
+	t.Helper()
+	s, err := p.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range s {
+		if st.TID == tid {
+			return uint64(st.Switches)
+		}
+	}
+	t.Fatalf("thread %d not in the snapshot", tid)
+	return 0
+}
