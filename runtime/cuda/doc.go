@@ -21,7 +21,11 @@
 //     at Open for the device's architecture and cached by hash in memory and optionally on
 //     disk (Config.KernelCacheDir).
 //
-// Prepare returns ErrNotImplemented: compiling a model into a CUDA graph is a later issue.
+// Prepare (exec.go) compiles runtime/model's plans into one CUDA graph per batch size, re-bound
+// to the caller's weight pages without re-capture. Convolution algorithms are chosen per graph
+// (exec_choose.go): the heuristic's, the per-op measured and a mixed set are each captured and
+// timed as a whole graph, and the fastest is kept (per-op timing alone picked graphs up to 2×
+// slower; docs/zoo-h100.md). Only fp32 is implemented.
 //
 // # Concurrency
 //

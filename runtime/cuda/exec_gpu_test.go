@@ -219,7 +219,7 @@ func TestGPUZoo(t *testing.T) {
 				t.Errorf("after re-binding to other pages the output differs")
 			}
 			st := p.Stats
-			t.Logf("ZOO %s: refs %d, max err/scale b1 %.2e b16 %.2e, top-1 identical; kernels %v relocatable %v; convs %d (measured algo differs from heuristic in %d, fused %d, with residual %d, depthwise ours %d); prepare %v; re-bind+run %v vs run %v (wall)",
+			t.Logf("ZOO %s: refs %d, max err/scale b1 %.2e b16 %.2e, top-1 identical; kernels %v relocatable %v; convs %d (algo differs from heuristic in %d after the graph-level choice, fused %d, with residual %d, depthwise ours %d); prepare %v; re-bind+run %v vs run %v (wall)",
 				name, nref, rel1, rel16, st.Kernels, st.Relocs, st.Convs, st.AlgoSwaps, st.FusedConvs, st.FusedResiduals, st.DepthwiseOurs, ld.PrepareElapsed.Round(time.Millisecond), rebindRun, plainRun)
 		})
 	}
