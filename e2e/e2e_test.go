@@ -15,15 +15,13 @@ import (
 	"github.com/clockwork-go/clockwork/wire"
 )
 
+// samplePath is the Azure Functions 2019 sample committed in the repository (testdata/).
 func samplePath(t testing.TB) string {
-	for _, p := range []string{"/work/shared/traces/azure-functions-2019/", "../../shared/traces/azure-functions-2019/"} {
-		f := p + "invocations_per_function.sample500.min0480-0959.csv"
-		if _, err := os.Stat(f); err == nil {
-			return f
-		}
+	f := "../testdata/azure-functions-2019/invocations_per_function.sample500.min0480-0959.csv"
+	if _, err := os.Stat(f); err != nil {
+		t.Fatalf("the committed Azure sample is missing: %v", err)
 	}
-	t.Skip("Azure sample not found (traces/azure-functions-2019)")
-	return ""
+	return f
 }
 
 // TestAzureReplay replays minutes 600–611 of the real Azure sample, compressed 60× (12 s), at

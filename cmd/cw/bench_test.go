@@ -117,7 +117,7 @@ func TestParseInstances(t *testing.T) {
 // controller's request log has one line per request sent) with at least 97 % within the SLO.
 func TestServeAzureSample(t *testing.T) {
 	trace := ""
-	for _, d := range []string{"/work/shared/traces/", "../../../shared/traces/"} {
+	for _, d := range []string{"../../testdata/"} {
 		p := d + "azure-functions-2019/invocations_per_function.sample500.min0480-0959.csv"
 		if _, err := os.Stat(p); err == nil {
 			trace = p
@@ -125,7 +125,7 @@ func TestServeAzureSample(t *testing.T) {
 		}
 	}
 	if trace == "" {
-		t.Skip("Azure sample not found (traces/azure-functions-2019)")
+		t.Fatal("the committed Azure sample is missing (testdata/azure-functions-2019)")
 	}
 	dir := t.TempDir()
 	var out, errb bytes.Buffer

@@ -19,7 +19,7 @@ func TestTraceTorchBaseline(t *testing.T) {
 	script := filepath.Join("..", "..", "scripts", "gpu", "torch", "baseline_server.py")
 	py := "/usr/bin/python3"
 	if err := exec.Command(py, "-c", "import torch, torchvision").Run(); err != nil {
-		t.Skipf("no torch for %s (%v); apt-get install python3-torchvision", py, err)
+		skipOrFailInCI(t, "no torch for %s (%v); apt-get install python3-torchvision (make deps)", py, err)
 	}
 	dir := t.TempDir()
 	tr := filepath.Join(dir, "trace.tsv")
@@ -98,7 +98,7 @@ func TestTraceTorchBaselineDropLate(t *testing.T) {
 	script := filepath.Join("..", "..", "scripts", "gpu", "torch", "baseline_server.py")
 	py := "/usr/bin/python3"
 	if err := exec.Command(py, "-c", "import torch, torchvision").Run(); err != nil {
-		t.Skipf("no torch for %s (%v); apt-get install python3-torchvision", py, err)
+		skipOrFailInCI(t, "no torch for %s (%v); apt-get install python3-torchvision (make deps)", py, err)
 	}
 	dir := t.TempDir()
 	tr := filepath.Join(dir, "trace.tsv")
@@ -132,7 +132,7 @@ func TestTorchBenchScript(t *testing.T) {
 	script := filepath.Join("..", "..", "scripts", "gpu", "torch", "bench.py")
 	py := "/usr/bin/python3"
 	if err := exec.Command(py, "-c", "import torch, torchvision").Run(); err != nil {
-		t.Skipf("no torch for %s (%v); apt-get install python3-torchvision", py, err)
+		skipOrFailInCI(t, "no torch for %s (%v); apt-get install python3-torchvision (make deps)", py, err)
 	}
 	res := filepath.Join(t.TempDir(), "results.json")
 	out, err := exec.CommandContext(t.Context(), py, script, "--models", "squeezenet1_1", "--batches", "1", "--modes", "eager+io,graph", "--load", "3",
@@ -236,4 +236,14 @@ func TestTorchCompareScript(t *testing.T) {
 	if strings.Contains(string(out), "alexnet") || strings.Contains(string(out), "0.500") || strings.Contains(string(out), "| resnet50 | 0 |") {
 		t.Errorf("error rows or other precisions leaked into the table:\n%s", out)
 	}
+}
+
+// skipOrFailInCI skips a test whose dependency is missing, except in CI (CI=true), where
+// `make test` installs every dependency and a missing one must fail.
+func skipOrFailInCI(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
 }

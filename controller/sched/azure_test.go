@@ -45,11 +45,11 @@ func azureSpecs(n int) []*ModelSpec {
 }
 
 // azureRows returns per-minute invocation counts of real Azure Functions (the 2019 trace
-// sample in ../shared/traces), or nil if the sample is not on this machine.
+// sample committed in testdata/).
 func azureRows(tb testing.TB) [][]float64 {
-	f, err := os.Open("../../../shared/traces/azure-functions-2019/invocations_per_function.sample500.min0480-0959.csv")
+	f, err := os.Open("../../testdata/azure-functions-2019/invocations_per_function.sample500.min0480-0959.csv")
 	if err != nil {
-		return nil
+		tb.Fatalf("the committed Azure sample is missing: %v", err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
