@@ -3,14 +3,12 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/clockwork-go/clockwork/client"
@@ -58,12 +56,8 @@ type Cluster struct {
 	Ctl     *controller.Controller
 	Workers []*worker.Worker
 	Profile *sim.Profile // the instances' profile (one entry per instance)
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	errMu   sync.Mutex
-	err     error
-	once    sync.Once
-	root    string
+	group
+	root string
 }
 
 // Start builds the instances' profile, starts the workers on loopback ports and the controller,
@@ -118,7 +112,7 @@ func Start(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	c := &Cluster{Profile: prof, cancel: cancel, root: root}
+	c := &Cluster{Profile: prof, group: group{cancel: cancel}, root: root}
 	fail := func(err error) (*Cluster, error) {
 		c.Close()
 		return nil, err
@@ -188,18 +182,6 @@ func (c *Cluster) waitModels(ctx context.Context, n int) error {
 	}
 }
 
-func (c *Cluster) goRun(f func() error) {
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		if err := f(); err != nil && !errors.Is(err, context.Canceled) {
-			c.errMu.Lock()
-			c.err = errors.Join(c.err, err)
-			c.errMu.Unlock()
-		}
-	}()
-}
-
 // Addr is the controller's client address.
 func (c *Cluster) Addr() string { return c.Ctl.Addr().String() }
 
@@ -209,26 +191,9 @@ func (c *Cluster) Dial(ctx context.Context) (net.Conn, error) {
 	return d.DialContext(ctx, "tcp", c.Addr())
 }
 
-// Err is what the controller and workers returned, joined.
-func (c *Cluster) Err() error {
-	c.errMu.Lock()
-	defer c.errMu.Unlock()
-	return c.err
-}
-
 // Close stops the controller and workers and waits for them (at most 10 s).
 func (c *Cluster) Close() error {
-	c.once.Do(func() {
-		c.cancel()
-		done := make(chan struct{})
-		go func() { c.wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			c.errMu.Lock()
-			c.err = errors.Join(c.err, errors.New("controller or workers did not stop within 10 s"))
-			c.errMu.Unlock()
-		}
+	c.shutdown(10*time.Second, func() {
 		for _, w := range c.Workers {
 			_ = w.Close()
 		}

@@ -51,13 +51,9 @@ type Compiled struct {
 	// Registered has one entry per instance, in CompiledConfig.Instances order.
 	Registered []Registration
 
-	stop   []context.CancelFunc // per worker
-	done   []chan struct{}      // closed when the worker's Run returned
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	errMu  sync.Mutex
-	err    error
-	once   sync.Once
+	stop []context.CancelFunc // per worker
+	done []chan struct{}      // closed when the worker's Run returned
+	group
 
 	mu     sync.Mutex
 	killed map[string]bool       // worker addresses killed: redials fail
@@ -77,7 +73,7 @@ func StartCompiled(ctx context.Context, cfg CompiledConfig) (*Compiled, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	c := &Compiled{cancel: cancel, killed: map[string]bool{}, conns: map[string][]net.Conn{}}
+	c := &Compiled{group: group{cancel: cancel}, killed: map[string]bool{}, conns: map[string][]net.Conn{}}
 	fail := func(err error) (*Compiled, error) {
 		c.Close()
 		return nil, err
@@ -224,42 +220,12 @@ func (c *Compiled) Kill(i int) error {
 	return nil
 }
 
-func (c *Compiled) goRun(f func() error) {
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		if err := f(); err != nil && !errors.Is(err, context.Canceled) {
-			c.errMu.Lock()
-			c.err = errors.Join(c.err, err)
-			c.errMu.Unlock()
-		}
-	}()
-}
-
 // Addr is the controller's client address.
 func (c *Compiled) Addr() string { return c.Ctl.Addr().String() }
-
-// Err is what the controller and workers returned, joined.
-func (c *Compiled) Err() error {
-	c.errMu.Lock()
-	defer c.errMu.Unlock()
-	return c.err
-}
 
 // Close stops the controller and the workers and waits for them (at most 30 s: a cuda worker
 // frees its GPU memory). Idempotent.
 func (c *Compiled) Close() error {
-	c.once.Do(func() {
-		c.cancel()
-		done := make(chan struct{})
-		go func() { c.wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			c.errMu.Lock()
-			c.err = errors.Join(c.err, errors.New("controller or workers did not stop within 30 s"))
-			c.errMu.Unlock()
-		}
-	})
+	c.shutdown(30*time.Second, nil)
 	return c.Err()
 }

@@ -438,24 +438,9 @@ func (c *compiler) conv(n *model.Node) error {
 			return c.dwconvStep(n, cs, a)
 		}
 	}
-	x, err := c.ref(n, n.Inputs[0])
+	x, w, y, b, hasB, err := c.convRefs(n)
 	if err != nil {
 		return err
-	}
-	w, err := c.ref(n, n.Inputs[1])
-	if err != nil {
-		return err
-	}
-	y, err := c.ref(n, n.Outputs[0])
-	if err != nil {
-		return err
-	}
-	hasB := len(n.Inputs) > 2 && n.Inputs[2] != model.NoValue
-	var b ref
-	if hasB {
-		if b, err = c.ref(n, n.Inputs[2]); err != nil {
-			return err
-		}
 	}
 	if ok, err := c.convFusedStep(n, cp, cs, a, x, w, b, hasB); err != nil || ok {
 		return err
@@ -1154,25 +1139,27 @@ func (c *compiler) dwconvFaster(cs ConvShape, cp *convPlan, cudnnNs int64) (bool
 	return false, nil
 }
 
+// convRefs resolves a convolution's input, weights, output and optional bias (hasB).
+func (c *compiler) convRefs(n *model.Node) (x, w, y, b ref, hasB bool, err error) {
+	if x, err = c.ref(n, n.Inputs[0]); err != nil {
+		return
+	}
+	if w, err = c.ref(n, n.Inputs[1]); err != nil {
+		return
+	}
+	if y, err = c.ref(n, n.Outputs[0]); err != nil {
+		return
+	}
+	if hasB = len(n.Inputs) > 2 && n.Inputs[2] != model.NoValue; hasB {
+		b, err = c.ref(n, n.Inputs[2])
+	}
+	return
+}
+
 func (c *compiler) dwconvStep(n *model.Node, cs ConvShape, a act) error {
-	x, err := c.ref(n, n.Inputs[0])
+	x, w, y, b, hasB, err := c.convRefs(n)
 	if err != nil {
 		return err
-	}
-	w, err := c.ref(n, n.Inputs[1])
-	if err != nil {
-		return err
-	}
-	y, err := c.ref(n, n.Outputs[0])
-	if err != nil {
-		return err
-	}
-	hasB := len(n.Inputs) > 2 && n.Inputs[2] != model.NoValue
-	var b ref
-	if hasB {
-		if b, err = c.ref(n, n.Inputs[2]); err != nil {
-			return err
-		}
 	}
 	oh, ow := cs.OutHW()
 	bp, k := c.bp, c.ps.k
