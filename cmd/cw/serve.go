@@ -23,17 +23,25 @@ func init() {
 	register(command{name: "serve", summary: "controller + workers (sim, or one cpu/cuda worker) (+ an optional workload) in one process", run: runServe})
 }
 
+// splitCopies splits one -models entry "name[:copies]" (copies 1..100000, default 1).
+func splitCopies(part string) (name string, n int, err error) {
+	name, cnt, ok := strings.Cut(strings.TrimSpace(part), ":")
+	if !ok {
+		return name, 1, nil
+	}
+	if n, err = strconv.Atoi(cnt); err != nil || n < 1 || n > 100_000 {
+		return "", 0, fmt.Errorf("-models entry %q: copies must be 1..100000", part)
+	}
+	return name, n, nil
+}
+
 // parseInstances reads "model:copies,model:copies"; "all:k" is k copies of every profile model.
 func parseInstances(spec string, prof *sim.Profile) ([]e2e.Instance, error) {
 	var out []e2e.Instance
 	for _, part := range strings.Split(spec, ",") {
-		name, cnt, ok := strings.Cut(strings.TrimSpace(part), ":")
-		n := 1
-		if ok {
-			var err error
-			if n, err = strconv.Atoi(cnt); err != nil || n < 1 || n > 100_000 {
-				return nil, fmt.Errorf("-models entry %q: copies must be 1..100000", part)
-			}
+		name, n, err := splitCopies(part)
+		if err != nil {
+			return nil, err
 		}
 		if name == "all" {
 			for _, m := range prof.Models {

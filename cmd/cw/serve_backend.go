@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/clockwork-go/clockwork/controller"
@@ -32,13 +31,9 @@ func parseFileInstances(spec string) ([]e2e.Instance, error) {
 	var out []e2e.Instance
 	seen := map[string]bool{}
 	for _, part := range strings.Split(spec, ",") {
-		path, cnt, ok := strings.Cut(strings.TrimSpace(part), ":")
-		n := 1
-		if ok {
-			var err error
-			if n, err = strconv.Atoi(cnt); err != nil || n < 1 || n > 100_000 {
-				return nil, fmt.Errorf("-models entry %q: copies must be 1..100000", part)
-			}
+		path, n, err := splitCopies(part)
+		if err != nil {
+			return nil, err
 		}
 		if path == "" || seen[path] {
 			return nil, fmt.Errorf("-models entry %q: want a distinct ONNX path under -model-root, e.g. resnet50/model.onnx:4", part)

@@ -39,13 +39,9 @@ func traceInstances(spec string, prof *sim.Profile) ([]e2e.Instance, error) {
 	var out []e2e.Instance
 	seenPath := map[string]bool{}
 	for _, part := range strings.Split(spec, ",") {
-		name, cnt, ok := strings.Cut(strings.TrimSpace(part), ":")
-		n := 1
-		if ok {
-			var err error
-			if n, err = strconv.Atoi(cnt); err != nil || n < 1 || n > 100_000 {
-				return nil, fmt.Errorf("-models entry %q: copies must be 1..100000", part)
-			}
+		name, n, err := splitCopies(part)
+		if err != nil {
+			return nil, err
 		}
 		if name == "all" {
 			for _, m := range prof.Models {
