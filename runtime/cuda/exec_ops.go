@@ -791,13 +791,20 @@ func (c *compiler) reduceMean(n *model.Node) error {
 	return c.avgLast(n, int(numel(xs[:k])), int(numel(xs[k:])))
 }
 
+// axisAttr is n's "axis" attribute (default 0) made non-negative for a tensor of rank r; ok is
+// false when it is out of range.
+func axisAttr(n *model.Node, r int) (ax int64, ok bool) {
+	ax = attrInt(n, "axis", 0)
+	if ax < 0 {
+		ax += int64(r)
+	}
+	return ax, ax >= 0 && ax < int64(r)
+}
+
 func (c *compiler) concat(n *model.Node) error {
 	ys := c.shape(n.Outputs[0])
-	ax := attrInt(n, "axis", 0)
-	if ax < 0 {
-		ax += int64(len(ys))
-	}
-	if ax < 0 || ax >= int64(len(ys)) {
+	ax, ok := axisAttr(n, len(ys))
+	if !ok {
 		return c.errorf(n, "axis %d", ax)
 	}
 	y, err := c.ref(n, n.Outputs[0])
@@ -1014,11 +1021,8 @@ func (c *compiler) slice(n *model.Node) error {
 
 func (c *compiler) split(n *model.Node) error {
 	xs := c.shape(n.Inputs[0])
-	ax := attrInt(n, "axis", 0)
-	if ax < 0 {
-		ax += int64(len(xs))
-	}
-	if ax < 0 || ax >= int64(len(xs)) {
+	ax, ok := axisAttr(n, len(xs))
+	if !ok {
 		return c.errorf(n, "axis %d", ax)
 	}
 	x, err := c.ref(n, n.Inputs[0])
